@@ -1,1 +1,13 @@
-//! Local cloud for tests.
+//! The local cloud the test suites run against.
+//!
+//! Every test gets an AWS of its own: [`LocalAws::start`] spawns a moto server
+//! on a free loopback port and kills it when the handle is dropped, so tests
+//! run in parallel without seeing each other's resources. [`FaultProxy`] sits
+//! between a client and that server and injects throttling, server errors and
+//! dropped connections at a set rate.
+
+mod fault_proxy;
+mod moto;
+
+pub use fault_proxy::{FaultProxy, FaultRates, FaultStats};
+pub use moto::{sdk_config_for, LocalAws, TEST_ACCOUNT, TEST_REGION};
