@@ -1,1 +1,19 @@
-//! Events, features and the anomaly model.
+//! Events, features and the anomaly model shared by the training and detection
+//! functions.
+//!
+//! - [`event`]: parsing flat events and CloudTrail records into a typed [`Event`].
+//! - [`features`]: rarity and cyclic encoding into the model's feature vector.
+//! - [`forest`]: the isolation forest, implementing linfa's `Fit` and `PredictInplace`.
+//! - [`model`]: training, scoring, explanation and the versioned model file.
+//! - [`generator`]: a seeded synthetic organisation with labelled anomalies.
+//! - [`store`]: model storage in S3 (versioned key, then the `latest` pointer).
+
+pub mod event;
+pub mod features;
+pub mod forest;
+pub mod generator;
+pub mod model;
+pub mod store;
+
+pub use event::{Event, EventError, Value};
+pub use model::{Detection, Model, ModelError, Rarity, TrainParams};

@@ -1,0 +1,334 @@
+//! Parsing of incoming events into a typed [`Event`].
+//!
+//! Two shapes are accepted: the flat events of the old detector (`eventName`,
+//! `awsRegion`, `sourceIPAddress`, `userAgent`, `recipientAccountId` as a number,
+//! `p_event_time` in Panther's `YYYY-MM-DD HH:MM:SS` format) and full CloudTrail
+//! records (nested `userIdentity`, `eventTime` in RFC 3339, `recipientAccountId` as a
+//! string). Keys are matched exactly first and then case-insensitively, so the
+//! lower-cased column names of Panther's data lake are understood too.
+//!
+//! A field that is absent, empty, null or malformed becomes [`Value::Missing`]: a value
+//! of its own, never a silent default.
+
+use chrono::{DateTime, Datelike, NaiveDateTime, Timelike, Utc};
+use serde_json::{Map, Value as Json};
+use std::fmt;
+
+/// The textual token that stands for a missing or malformed value in frequency tables.
+pub const MISSING: &str = "<missing>";
+
+/// One categorical value of an event: present, or explicitly missing.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Value {
+    /// The field was present and well formed.
+    Present(String),
+    /// The field was absent, null, empty or malformed.
+    Missing,
+}
+
+impl Value {
+    /// The key used for this value in frequency tables.
+    pub fn key(&self) -> &str {
+        match self {
+            Value::Present(s) => s,
+            Value::Missing => MISSING,
+        }
+    }
+
+    /// Whether the value is missing.
+    pub fn is_missing(&self) -> bool {
+        matches!(self, Value::Missing)
+    }
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.key())
+    }
+}
+
+/// Why an event object as a whole could not be read.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EventError {
+    /// The JSON value is not an object.
+    #[error("an event must be a JSON object, got {0}")]
+    NotAnObject(&'static str),
+    /// The object has none of the fields the model uses.
+    #[error(
+        "the event has none of the fields the model uses (eventName, eventSource, awsRegion, sourceIPAddress, userAgent, recipientAccountId, userIdentity, eventTime, p_event_time)"
+    )]
+    NoKnownFields,
+}
+
+/// An event reduced to the fields the model uses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// `eventName`.
+    pub event_name: Value,
+    /// `eventSource`.
+    pub event_source: Value,
+    /// `awsRegion`.
+    pub aws_region: Value,
+    /// `sourceIPAddress`.
+    pub source_ip: Value,
+    /// `userAgent`.
+    pub user_agent: Value,
+    /// `recipientAccountId`, normalised to a 12-digit string: a category, not a number.
+    pub account_id: Value,
+    /// `userIdentity.type`.
+    pub identity_type: Value,
+    /// The event time from `p_event_time` or `eventTime`; `None` when absent or malformed.
+    pub time: Option<DateTime<Utc>>,
+}
+
+impl Event {
+    /// Hour of day (0–23) in UTC, or `None` when the time is missing.
+    pub fn hour(&self) -> Option<u32> {
+        self.time.map(|t| t.hour())
+    }
+
+    /// Day of week (0 = Monday … 6 = Sunday), or `None` when the time is missing.
+    pub fn weekday(&self) -> Option<u32> {
+        self.time.map(|t| t.weekday().num_days_from_monday())
+    }
+
+    /// Parses one event object of either shape.
+    pub fn from_json(value: &Json) -> Result<Event, EventError> {
+        let obj = match value {
+            Json::Object(m) => m,
+            Json::Null => return Err(EventError::NotAnObject("null")),
+            Json::Bool(_) => return Err(EventError::NotAnObject("a boolean")),
+            Json::Number(_) => return Err(EventError::NotAnObject("a number")),
+            Json::String(_) => return Err(EventError::NotAnObject("a string")),
+            Json::Array(_) => return Err(EventError::NotAnObject("an array")),
+        };
+        let identity = lookup(obj, "userIdentity").and_then(Json::as_object);
+        let identity_type = identity
+            .and_then(|m| lookup(m, "type"))
+            .map(text)
+            .or_else(|| lookup(obj, "userIdentityType").map(text))
+            .unwrap_or(Value::Missing);
+        let time = lookup(obj, "p_event_time")
+            .and_then(parse_time)
+            .or_else(|| lookup(obj, "eventTime").and_then(parse_time));
+        let known = [
+            "eventName",
+            "eventSource",
+            "awsRegion",
+            "sourceIPAddress",
+            "userAgent",
+            "recipientAccountId",
+            "userIdentity",
+            "userIdentityType",
+            "eventTime",
+            "p_event_time",
+        ];
+        if !known.iter().any(|k| lookup(obj, k).is_some()) {
+            return Err(EventError::NoKnownFields);
+        }
+        Ok(Event {
+            event_name: field(obj, "eventName"),
+            event_source: field(obj, "eventSource"),
+            aws_region: field(obj, "awsRegion"),
+            source_ip: field(obj, "sourceIPAddress"),
+            user_agent: field(obj, "userAgent"),
+            account_id: lookup(obj, "recipientAccountId")
+                .map(account)
+                .unwrap_or(Value::Missing),
+            identity_type,
+            time,
+        })
+    }
+
+    /// Parses one line of JSON (a CloudTrail record, a flat event, or a record
+    /// wrapped as `{"record": {...}}`).
+    pub fn from_json_unwrapping(value: &Json) -> Result<Event, EventError> {
+        match value.get("record") {
+            Some(inner @ Json::Object(_)) if value.get("eventName").is_none() => {
+                Event::from_json(inner)
+            }
+            _ => Event::from_json(value),
+        }
+    }
+}
+
+/// Finds a key exactly, then ignoring ASCII case.
+fn lookup<'a>(obj: &'a Map<String, Json>, key: &str) -> Option<&'a Json> {
+    obj.get(key)
+        .or_else(|| {
+            obj.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                .map(|(_, v)| v)
+        })
+        .filter(|v| !v.is_null())
+}
+
+fn field(obj: &Map<String, Json>, key: &str) -> Value {
+    lookup(obj, key).map(text).unwrap_or(Value::Missing)
+}
+
+/// A string field: a non-empty string after trimming. Anything else is malformed.
+fn text(v: &Json) -> Value {
+    match v {
+        Json::String(s) if !s.trim().is_empty() => Value::Present(s.trim().to_string()),
+        _ => Value::Missing,
+    }
+}
+
+/// An AWS account id: 1–12 digits as a string or a non-negative integral number,
+/// normalised to 12 digits with leading zeros.
+fn account(v: &Json) -> Value {
+    let digits = match v {
+        Json::String(s) => {
+            let s = s.trim();
+            if s.is_empty() || s.len() > 12 || !s.bytes().all(|b| b.is_ascii_digit()) {
+                return Value::Missing;
+            }
+            s.to_string()
+        }
+        Json::Number(n) => {
+            if let Some(u) = n.as_u64() {
+                u.to_string()
+            } else if let Some(f) = n.as_f64() {
+                if f >= 0.0 && f.fract() == 0.0 && f < 1e12 {
+                    format!("{}", f as u64)
+                } else {
+                    return Value::Missing;
+                }
+            } else {
+                return Value::Missing;
+            }
+        }
+        _ => return Value::Missing,
+    };
+    if digits.len() > 12 {
+        return Value::Missing;
+    }
+    Value::Present(format!("{digits:0>12}"))
+}
+
+/// Parses Panther's `YYYY-MM-DD HH:MM:SS[.fff]` (UTC) or RFC 3339.
+pub fn parse_time(v: &Json) -> Option<DateTime<Utc>> {
+    let s = v.as_str()?.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    let s = s.strip_suffix('Z').unwrap_or(s);
+    for fmt in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
+            return Some(t.and_utc());
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn flat_event_of_the_old_system() {
+        let e = Event::from_json(
+            &json!({"eventName": "DeleteConfigRule", "awsRegion": "us-east-1",
+            "sourceIPAddress": "192.168.1.100", "userAgent": "curl/7.68.0",
+            "recipientAccountId": 999999999999u64, "p_event_time": "2024-06-27 03:15:22"}),
+        )
+        .unwrap();
+        assert_eq!(e.event_name, Value::Present("DeleteConfigRule".into()));
+        assert_eq!(e.account_id, Value::Present("999999999999".into()));
+        assert_eq!(e.hour(), Some(3));
+        assert_eq!(e.weekday(), Some(3)); // Thursday
+        assert_eq!(e.event_source, Value::Missing);
+        assert_eq!(e.identity_type, Value::Missing);
+    }
+
+    #[test]
+    fn cloudtrail_record() {
+        let e = Event::from_json(&json!({"eventName": "PutConfigRule", "eventSource": "config.amazonaws.com",
+            "awsRegion": "eu-west-1", "sourceIPAddress": "10.0.0.1", "userAgent": "aws-cli/2",
+            "recipientAccountId": "012345678901", "eventTime": "2024-06-29T23:59:59Z",
+            "userIdentity": {"type": "AssumedRole", "arn": "arn:aws:sts::012345678901:assumed-role/x/y"}}))
+        .unwrap();
+        assert_eq!(e.account_id, Value::Present("012345678901".into()));
+        assert_eq!(e.identity_type, Value::Present("AssumedRole".into()));
+        assert_eq!(e.hour(), Some(23));
+        assert_eq!(e.weekday(), Some(5));
+    }
+
+    #[test]
+    fn malformed_fields_are_missing_not_defaults() {
+        let e = Event::from_json(
+            &json!({"eventName": "", "awsRegion": 5, "sourceIPAddress": null,
+            "recipientAccountId": "12ab", "p_event_time": "yesterday", "eventTime": "also bad",
+            "userIdentity": "root"}),
+        )
+        .unwrap();
+        assert!(e.event_name.is_missing());
+        assert!(e.aws_region.is_missing());
+        assert!(e.source_ip.is_missing());
+        assert!(e.account_id.is_missing());
+        assert!(e.identity_type.is_missing());
+        assert_eq!(e.time, None);
+        assert_eq!(e.hour(), None);
+    }
+
+    #[test]
+    fn account_numbers() {
+        assert_eq!(
+            account(&json!(12345678901u64)),
+            Value::Present("012345678901".into())
+        );
+        assert_eq!(
+            account(&json!(1.23123123123e11)),
+            Value::Present("123123123123".into())
+        );
+        assert_eq!(account(&json!(-1)), Value::Missing);
+        assert_eq!(account(&json!(1.5)), Value::Missing);
+        assert_eq!(account(&json!(1234567890123u64)), Value::Missing);
+        assert_eq!(account(&json!(true)), Value::Missing);
+    }
+
+    #[test]
+    fn time_formats() {
+        for s in [
+            "2024-06-27 03:15:22",
+            "2024-06-27 03:15:22.123",
+            "2024-06-27T03:15:22Z",
+            "2024-06-27T05:15:22+02:00",
+            "2024-06-27T03:15:22.5Z",
+            "2024-06-27 03:15:22.000000Z",
+        ] {
+            let t = parse_time(&json!(s)).unwrap_or_else(|| panic!("{s}"));
+            assert_eq!(t.hour(), 3, "{s}");
+        }
+        assert_eq!(parse_time(&json!("2024-13-01 00:00:00")), None);
+        assert_eq!(parse_time(&json!(1719458122)), None);
+    }
+
+    #[test]
+    fn lower_case_keys_and_wrapping() {
+        let e = Event::from_json_unwrapping(
+            &json!({"record": {"eventname": "X", "awsregion": "us-east-1"}}),
+        )
+        .unwrap();
+        assert_eq!(e.event_name, Value::Present("X".into()));
+        assert_eq!(e.aws_region, Value::Present("us-east-1".into()));
+    }
+
+    #[test]
+    fn not_objects_are_refused() {
+        assert_eq!(
+            Event::from_json(&json!([1])),
+            Err(EventError::NotAnObject("an array"))
+        );
+        assert_eq!(
+            Event::from_json(&json!("x")),
+            Err(EventError::NotAnObject("a string"))
+        );
+        assert_eq!(
+            Event::from_json(&json!({"foo": 1})),
+            Err(EventError::NoKnownFields)
+        );
+    }
+}

@@ -1,0 +1,252 @@
+//! Model storage in S3.
+//!
+//! A model is written under its own immutable key `<prefix><version>.json` first; only
+//! when that upload has succeeded is the small pointer object `<prefix>latest.json`
+//! replaced. S3 `PutObject` is atomic per object, so a reader that follows the pointer
+//! always finds a complete model, and a failed or refused training run leaves the
+//! serving model in place.
+
+use crate::model::{Model, ModelError};
+use aws_sdk_s3::Client;
+use aws_sdk_s3::primitives::ByteStream;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The pointer object's name under the prefix.
+pub const LATEST: &str = "latest.json";
+
+/// Errors of the model store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// An S3 call failed.
+    #[error("S3 {operation} s3://{bucket}/{key} failed: {message}")]
+    S3 {
+        /// The operation.
+        operation: &'static str,
+        /// Bucket.
+        bucket: String,
+        /// Key.
+        key: String,
+        /// The SDK's error, with its cause chain.
+        message: String,
+    },
+    /// The pointer object is not a pointer.
+    #[error("the pointer s3://{bucket}/{key} is invalid: {message}")]
+    Pointer {
+        /// Bucket.
+        bucket: String,
+        /// Key.
+        key: String,
+        /// Why.
+        message: String,
+    },
+    /// The model the pointer names is not a valid model.
+    #[error("model s3://{bucket}/{key}: {source}")]
+    Model {
+        /// Bucket.
+        bucket: String,
+        /// Key.
+        key: String,
+        /// Why.
+        source: ModelError,
+    },
+}
+
+/// The content of `latest.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pointer {
+    /// Model version.
+    pub version: String,
+    /// Key of the model object.
+    pub key: String,
+    /// When the model was trained.
+    pub trained_at: DateTime<Utc>,
+    /// Events it was trained on.
+    pub training_samples: u64,
+    /// Model file format version.
+    pub format_version: u32,
+}
+
+/// Builds an S3 client from a shared config. Path-style addressing is used when an
+/// endpoint override is configured (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_S3`) or when
+/// `S3_FORCE_PATH_STYLE=true`, as local S3 servers need it.
+pub fn s3_client(config: &aws_types::SdkConfig) -> Client {
+    let forced = std::env::var("S3_FORCE_PATH_STYLE").map(|v| v == "true" || v == "1");
+    let force = match forced {
+        Ok(f) => f,
+        Err(_) => {
+            config.endpoint_url().is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some()
+        }
+    };
+    Client::from_conf(
+        aws_sdk_s3::config::Builder::from(config)
+            .force_path_style(force)
+            .build(),
+    )
+}
+
+/// Renders an SDK error with its whole cause chain.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// Models in one bucket under one prefix.
+#[derive(Debug, Clone)]
+pub struct ModelStore {
+    client: Client,
+    bucket: String,
+    prefix: String,
+}
+
+impl ModelStore {
+    /// A store at `s3://bucket/prefix` (the prefix normally ends with `/`).
+    pub fn new(client: Client, bucket: impl Into<String>, prefix: impl Into<String>) -> ModelStore {
+        ModelStore {
+            client,
+            bucket: bucket.into(),
+            prefix: prefix.into(),
+        }
+    }
+
+    /// The bucket.
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// Key of the pointer object.
+    pub fn pointer_key(&self) -> String {
+        format!("{}{LATEST}", self.prefix)
+    }
+
+    /// Key of a model version.
+    pub fn model_key(&self, version: &str) -> String {
+        format!("{}{version}.json", self.prefix)
+    }
+
+    fn s3_err(
+        &self,
+        operation: &'static str,
+        key: &str,
+        e: &(dyn std::error::Error + 'static),
+    ) -> StoreError {
+        StoreError::S3 {
+            operation,
+            bucket: self.bucket.clone(),
+            key: key.to_string(),
+            message: error_chain(e),
+        }
+    }
+
+    /// Writes the model under its versioned key, then moves the pointer to it.
+    pub async fn publish(&self, model: &Model) -> Result<Pointer, StoreError> {
+        let key = self.model_key(&model.version);
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .content_type("application/json")
+            .body(ByteStream::from(model.to_json()))
+            .send()
+            .await
+            .map_err(|e| self.s3_err("PutObject", &key, &e))?;
+        let pointer = Pointer {
+            version: model.version.clone(),
+            key,
+            trained_at: model.trained_at,
+            training_samples: model.training_samples,
+            format_version: model.format_version,
+        };
+        let pkey = self.pointer_key();
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&pkey)
+            .content_type("application/json")
+            .body(ByteStream::from(
+                serde_json::to_vec(&pointer).expect("a pointer serialises"),
+            ))
+            .send()
+            .await
+            .map_err(|e| self.s3_err("PutObject", &pkey, &e))?;
+        tracing::info!(version = %pointer.version, key = %pointer.key, "model published");
+        Ok(pointer)
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => {
+                let body = out
+                    .body
+                    .collect()
+                    .await
+                    .map_err(|e| self.s3_err("GetObject", key, &e))?;
+                Ok(Some(body.into_bytes().to_vec()))
+            }
+            Err(e) => {
+                if e.as_service_error()
+                    .map(|s| s.is_no_such_key())
+                    .unwrap_or(false)
+                {
+                    Ok(None)
+                } else {
+                    Err(self.s3_err("GetObject", key, &e))
+                }
+            }
+        }
+    }
+
+    /// The current pointer, or `None` when no model has been published.
+    pub async fn latest_pointer(&self) -> Result<Option<Pointer>, StoreError> {
+        let key = self.pointer_key();
+        let Some(bytes) = self.get(&key).await? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| StoreError::Pointer {
+                bucket: self.bucket.clone(),
+                key,
+                message: e.to_string(),
+            })
+    }
+
+    /// Loads the model a pointer names.
+    pub async fn load(&self, pointer: &Pointer) -> Result<Model, StoreError> {
+        let bytes = self
+            .get(&pointer.key)
+            .await?
+            .ok_or_else(|| StoreError::Pointer {
+                bucket: self.bucket.clone(),
+                key: self.pointer_key(),
+                message: format!("it names {} which does not exist", pointer.key),
+            })?;
+        Model::from_json(&bytes).map_err(|source| StoreError::Model {
+            bucket: self.bucket.clone(),
+            key: pointer.key.clone(),
+            source,
+        })
+    }
+
+    /// The latest model with its pointer, or `None` when none has been published.
+    pub async fn load_latest(&self) -> Result<Option<(Pointer, Model)>, StoreError> {
+        let Some(p) = self.latest_pointer().await? else {
+            return Ok(None);
+        };
+        let m = self.load(&p).await?;
+        Ok(Some((p, m)))
+    }
+}
