@@ -1,1 +1,17 @@
-//! Controller library.
+//! The controller of the anomaly-detection deployment: reads the desired
+//! state from TOML, observes AWS, and converges one to the other.
+//!
+//! `spec` (TOML in, typed desired state out) -> `desired` (the resources it
+//! implies) -> `resources` (one module per kind of AWS object) -> `plan`
+//! (what changes, printed or as JSON) -> `reconcile` (carries a plan out) ->
+//! `cli`.
+
+pub mod cli;
+pub mod cloud;
+pub mod desired;
+pub mod field;
+pub mod ownership;
+pub mod plan;
+pub mod reconcile;
+pub mod resources;
+pub mod spec;

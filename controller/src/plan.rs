@@ -1,0 +1,155 @@
+//! The plan: for each resource, what has to happen to reach the desired
+//! state, and how that reads for people and for machines.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::field::{FieldDiff, show};
+use crate::resources::ResourceId;
+
+/// What happens to one resource.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Create,
+    Update,
+    /// Deleted and created again: a field that forces replacement differs.
+    Replace,
+    Delete,
+    /// Kept on destroy (the bucket, unless told otherwise).
+    Retain,
+    InSync,
+    /// Absent, and nothing is to be done (destroy of what is gone).
+    Absent,
+    /// Exists but is not this deployment's: the controller will not touch it.
+    Refused,
+}
+
+impl Action {
+    /// Whether carrying out this action calls a mutating API.
+    pub fn mutates(self) -> bool {
+        matches!(
+            self,
+            Action::Create | Action::Update | Action::Replace | Action::Delete
+        )
+    }
+
+    fn symbol(self) -> &'static str {
+        match self {
+            Action::Create => "+",
+            Action::Update => "~",
+            Action::Replace => "-/+",
+            Action::Delete => "-",
+            Action::Retain => "=",
+            Action::InSync | Action::Absent => " ",
+            Action::Refused => "!",
+        }
+    }
+
+    fn verb(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Replace => "replace",
+            Action::Delete => "delete",
+            Action::Retain => "retain",
+            Action::InSync => "in sync",
+            Action::Absent => "absent",
+            Action::Refused => "refused",
+        }
+    }
+}
+
+/// The change planned for one resource.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Change {
+    pub resource: ResourceId,
+    pub action: Action,
+    /// The differing fields (updates and replacements), desired and observed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub diffs: Vec<FieldDiff>,
+    /// Why: the field that forces a replacement, the owner of a refused resource.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Every planned change of a deployment.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Plan {
+    pub deployment: String,
+    pub changes: Vec<Change>,
+}
+
+impl Plan {
+    /// Whether anything differs from the desired state.
+    pub fn has_changes(&self) -> bool {
+        self.changes
+            .iter()
+            .any(|change| change.action.mutates() || change.action == Action::Refused)
+    }
+
+    /// The resources the controller refuses to touch.
+    pub fn refused(&self) -> Vec<&Change> {
+        self.changes
+            .iter()
+            .filter(|change| change.action == Action::Refused)
+            .collect()
+    }
+
+    /// How many changes of each action, for the summary line.
+    pub fn count(&self, action: Action) -> usize {
+        self.changes
+            .iter()
+            .filter(|change| change.action == action)
+            .count()
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "Deployment {}:", self.deployment)?;
+        for change in &self.changes {
+            write!(
+                f,
+                "  {:>3} {:<12} {}",
+                change.action.symbol(),
+                change.resource.kind.as_str(),
+                change.resource.name
+            )?;
+            if matches!(
+                change.action,
+                Action::InSync | Action::Absent | Action::Retain | Action::Refused
+            ) {
+                write!(f, "  ({})", change.action.verb())?;
+            }
+            writeln!(f)?;
+            if let Some(reason) = &change.reason {
+                writeln!(f, "        {reason}")?;
+            }
+            for diff in &change.diffs {
+                writeln!(
+                    f,
+                    "        {}: {} -> {}",
+                    diff.field,
+                    show(&diff.observed),
+                    show(&diff.desired)
+                )?;
+            }
+        }
+        write!(
+            f,
+            "Plan: {} to create, {} to update, {} to replace, {} to delete, {} in sync",
+            self.count(Action::Create),
+            self.count(Action::Update),
+            self.count(Action::Replace),
+            self.count(Action::Delete),
+            self.count(Action::InSync),
+        )?;
+        let refused = self.count(Action::Refused);
+        if refused > 0 {
+            write!(f, ", {refused} refused")?;
+        }
+        Ok(())
+    }
+}

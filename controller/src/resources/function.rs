@@ -1,0 +1,414 @@
+//! A container-image Lambda function: image, memory, timeout, architecture,
+//! ephemeral storage, description, environment, role, reserved concurrency,
+//! tags. Handles what real Lambda does and moto does not: a new role that is
+//! not yet assumable, and a function that is `Pending` or `InProgress` and
+//! refuses updates until it is ready.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_sdk_lambda::types::{
+    Architecture, Environment, EphemeralStorage, FunctionCode, LastUpdateStatus, PackageType, State,
+};
+use serde_json::json;
+
+use super::wait::{Poll, retry_transient, until};
+use super::{
+    Context, Observed, Result, aws_error, changed, error_code, observed_value, tag_changes,
+};
+use crate::field::{FieldDiff, Fields};
+use crate::ownership::{comparable_tags, ownership_of};
+use crate::spec::FunctionSpec;
+
+/// Fields changed by `UpdateFunctionCode`.
+const CODE_FIELDS: [&str; 2] = ["image_uri", "architecture"];
+/// Fields changed by `UpdateFunctionConfiguration`.
+const CONFIGURATION_FIELDS: [&str; 6] = [
+    "memory_mb",
+    "timeout_seconds",
+    "ephemeral_storage_mb",
+    "description",
+    "environment",
+    "role",
+];
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Desired {
+    pub spec: FunctionSpec,
+    pub role_arn: String,
+    /// The user's variables and the ones the controller sets.
+    pub environment: BTreeMap<String, String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// Whether an error is Lambda's "the role cannot be assumed yet", which a
+/// just-created IAM role causes for several seconds.
+fn is_role_not_ready<R>(
+    error: &aws_smithy_runtime_api::client::result::SdkError<
+        aws_sdk_lambda::operation::create_function::CreateFunctionError,
+        R,
+    >,
+) -> bool {
+    error.as_service_error().is_some_and(|service| {
+        service.is_invalid_parameter_value_exception()
+            && aws_smithy_types::error::metadata::ProvideErrorMetadata::message(service)
+                .is_some_and(|message| message.contains("cannot be assumed"))
+    })
+}
+
+/// Whether an error is "an update is in progress", which the function's
+/// previous change causes until its `LastUpdateStatus` is `Successful`.
+fn is_conflict<E: aws_smithy_types::error::metadata::ProvideErrorMetadata, R>(
+    error: &aws_smithy_runtime_api::client::result::SdkError<E, R>,
+) -> bool {
+    error_code(error) == Some("ResourceConflictException")
+}
+
+impl Desired {
+    fn arn(&self, ctx: &Context) -> String {
+        format!(
+            "arn:{}:lambda:{}:{}:function:{}",
+            ctx.partition, ctx.region, ctx.account_id, self.spec.name
+        )
+    }
+
+    fn architecture(&self) -> Architecture {
+        Architecture::from(self.spec.architecture.as_str())
+    }
+
+    pub fn fields(&self) -> Fields {
+        Fields::from([
+            ("image_uri".into(), json!(self.spec.image_uri)),
+            (
+                "architecture".into(),
+                json!(self.spec.architecture.as_str()),
+            ),
+            ("memory_mb".into(), json!(self.spec.memory_mb)),
+            ("timeout_seconds".into(), json!(self.spec.timeout_seconds)),
+            (
+                "ephemeral_storage_mb".into(),
+                json!(self.spec.ephemeral_storage_mb),
+            ),
+            ("description".into(), json!(self.spec.description)),
+            ("environment".into(), json!(self.environment)),
+            ("role".into(), json!(self.role_arn)),
+            (
+                "reserved_concurrency".into(),
+                json!(self.spec.reserved_concurrency),
+            ),
+            ("tags".into(), json!(self.tags)),
+        ])
+    }
+
+    pub async fn observe(&self, ctx: &Context) -> Result<Option<Observed>> {
+        let output = match ctx
+            .clients
+            .lambda
+            .get_function()
+            .function_name(&self.spec.name)
+            .send()
+            .await
+        {
+            Ok(output) => output,
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
+                return Ok(None);
+            }
+            Err(error) => return Err(aws_error("GetFunction")(error)),
+        };
+        let Some(configuration) = output.configuration() else {
+            return Ok(None);
+        };
+        let tags: BTreeMap<String, String> = output
+            .tags()
+            .map(|tags| {
+                tags.iter()
+                    .map(|(key, value)| (key.clone(), value.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let tags = comparable_tags(tags);
+        let environment: BTreeMap<String, String> = configuration
+            .environment()
+            .and_then(|environment| environment.variables())
+            .map(|variables| {
+                variables
+                    .iter()
+                    .map(|(key, value)| (key.clone(), value.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let fields = Fields::from([
+            (
+                "image_uri".into(),
+                json!(output.code().and_then(|code| code.image_uri())),
+            ),
+            (
+                "architecture".into(),
+                json!(
+                    configuration
+                        .architectures()
+                        .first()
+                        .map(|architecture| architecture.as_str())
+                ),
+            ),
+            ("memory_mb".into(), json!(configuration.memory_size())),
+            ("timeout_seconds".into(), json!(configuration.timeout())),
+            (
+                "ephemeral_storage_mb".into(),
+                json!(
+                    configuration
+                        .ephemeral_storage()
+                        .map(|storage| storage.size())
+                ),
+            ),
+            (
+                "description".into(),
+                json!(configuration.description().unwrap_or_default()),
+            ),
+            ("environment".into(), json!(environment)),
+            ("role".into(), json!(configuration.role())),
+            (
+                "reserved_concurrency".into(),
+                json!(
+                    output
+                        .concurrency()
+                        .and_then(|concurrency| concurrency.reserved_concurrent_executions())
+                ),
+            ),
+            ("tags".into(), json!(tags)),
+        ]);
+        Ok(Some(Observed {
+            ownership: ownership_of(&tags, &ctx.deployment),
+            fields,
+        }))
+    }
+
+    fn sdk_environment(&self) -> Environment {
+        let variables: HashMap<String, String> = self.environment.clone().into_iter().collect();
+        Environment::builder()
+            .set_variables(Some(variables))
+            .build()
+    }
+
+    pub async fn create(&self, ctx: &Context) -> Result<()> {
+        let lambda = &ctx.clients.lambda;
+        let storage = EphemeralStorage::builder()
+            .size(self.spec.ephemeral_storage_mb as i32)
+            .build()?;
+        let tags: HashMap<String, String> = self.tags.clone().into_iter().collect();
+        let create = || {
+            lambda
+                .create_function()
+                .function_name(&self.spec.name)
+                .package_type(PackageType::Image)
+                .code(
+                    FunctionCode::builder()
+                        .image_uri(&self.spec.image_uri)
+                        .build(),
+                )
+                .role(&self.role_arn)
+                .memory_size(self.spec.memory_mb as i32)
+                .timeout(self.spec.timeout_seconds as i32)
+                .architectures(self.architecture())
+                .ephemeral_storage(storage.clone())
+                .description(&self.spec.description)
+                .environment(self.sdk_environment())
+                .set_tags(Some(tags.clone()))
+                .send()
+        };
+        match retry_transient(ctx.waits, create, is_role_not_ready).await {
+            Ok(_) => {}
+            Err(error) if is_conflict(&error) => {
+                // A create retried after its answer was lost: the function exists.
+            }
+            Err(error) => return Err(aws_error("CreateFunction")(error)),
+        }
+        self.wait_until_ready(ctx).await
+    }
+
+    /// Waits until the function is `Active` and no update is `InProgress`.
+    pub async fn wait_until_ready(&self, ctx: &Context) -> Result<()> {
+        let lambda = &ctx.clients.lambda;
+        until(
+            ctx.waits,
+            &format!("function {} to be ready", self.spec.name),
+            || async {
+                let configuration = lambda
+                    .get_function_configuration()
+                    .function_name(&self.spec.name)
+                    .send()
+                    .await
+                    .map_err(aws_error("GetFunctionConfiguration"))?;
+                let reason = configuration
+                    .last_update_status_reason()
+                    .or(configuration.state_reason())
+                    .unwrap_or("no reason given")
+                    .to_string();
+                Ok(
+                    match (configuration.state(), configuration.last_update_status()) {
+                        (Some(State::Failed), _) => Poll::Failed(format!("state Failed: {reason}")),
+                        (_, Some(LastUpdateStatus::Failed)) => {
+                            Poll::Failed(format!("last update failed: {reason}"))
+                        }
+                        (Some(State::Pending), _) => Poll::Pending("Pending".into()),
+                        (_, Some(LastUpdateStatus::InProgress)) => {
+                            Poll::Pending("InProgress".into())
+                        }
+                        _ => Poll::Ready,
+                    },
+                )
+            },
+        )
+        .await
+    }
+
+    pub async fn update(&self, ctx: &Context, diffs: &[FieldDiff]) -> Result<()> {
+        let lambda = &ctx.clients.lambda;
+        let name = &self.spec.name;
+        if let Some(observed) = observed_value(diffs, "tags") {
+            let (to_set, to_remove) = tag_changes(&self.tags, observed);
+            if !to_set.is_empty() {
+                lambda
+                    .tag_resource()
+                    .resource(self.arn(ctx))
+                    .set_tags(Some(to_set.into_iter().collect()))
+                    .send()
+                    .await
+                    .map_err(aws_error("TagResource"))?;
+            }
+            if !to_remove.is_empty() {
+                lambda
+                    .untag_resource()
+                    .resource(self.arn(ctx))
+                    .set_tag_keys(Some(to_remove))
+                    .send()
+                    .await
+                    .map_err(aws_error("UntagResource"))?;
+            }
+        }
+        if CONFIGURATION_FIELDS
+            .iter()
+            .any(|field| changed(diffs, field))
+        {
+            self.wait_until_ready(ctx).await?;
+            let storage = EphemeralStorage::builder()
+                .size(self.spec.ephemeral_storage_mb as i32)
+                .build()?;
+            let send = || {
+                lambda
+                    .update_function_configuration()
+                    .function_name(name)
+                    .memory_size(self.spec.memory_mb as i32)
+                    .timeout(self.spec.timeout_seconds as i32)
+                    .ephemeral_storage(storage.clone())
+                    .description(&self.spec.description)
+                    .environment(self.sdk_environment())
+                    .role(&self.role_arn)
+                    .send()
+            };
+            self.retry_conflicts(ctx, send, "UpdateFunctionConfiguration")
+                .await?;
+            self.wait_until_ready(ctx).await?;
+        }
+        if CODE_FIELDS.iter().any(|field| changed(diffs, field)) {
+            self.wait_until_ready(ctx).await?;
+            let send = || {
+                lambda
+                    .update_function_code()
+                    .function_name(name)
+                    .image_uri(&self.spec.image_uri)
+                    .architectures(self.architecture())
+                    .send()
+            };
+            self.retry_conflicts(ctx, send, "UpdateFunctionCode")
+                .await?;
+            self.wait_until_ready(ctx).await?;
+        }
+        if changed(diffs, "reserved_concurrency") {
+            match self.spec.reserved_concurrency {
+                Some(reserved) => {
+                    lambda
+                        .put_function_concurrency()
+                        .function_name(name)
+                        .reserved_concurrent_executions(reserved as i32)
+                        .send()
+                        .await
+                        .map_err(aws_error("PutFunctionConcurrency"))?;
+                }
+                None => {
+                    lambda
+                        .delete_function_concurrency()
+                        .function_name(name)
+                        .send()
+                        .await
+                        .map_err(aws_error("DeleteFunctionConcurrency"))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends an update, waiting for the function to settle and sending it
+    /// again while Lambda answers that another update is in progress.
+    async fn retry_conflicts<T, E, F, Fut>(
+        &self,
+        ctx: &Context,
+        send: F,
+        operation: &'static str,
+    ) -> Result<T>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<
+                Output = std::result::Result<
+                    T,
+                    aws_smithy_runtime_api::client::result::SdkError<
+                        E,
+                        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+                    >,
+                >,
+            >,
+        E: aws_smithy_types::error::metadata::ProvideErrorMetadata
+            + std::error::Error
+            + Send
+            + Sync
+            + 'static,
+    {
+        let mut attempts = 0;
+        loop {
+            match send().await {
+                Ok(output) => return Ok(output),
+                Err(error) if is_conflict(&error) && attempts < ctx.waits.consistency_attempts => {
+                    attempts += 1;
+                    tracing::info!(function = %self.spec.name, operation, "another update is in progress; waiting");
+                    self.wait_until_ready(ctx).await?;
+                    tokio::time::sleep(ctx.waits.poll).await;
+                }
+                Err(error) => return Err(aws_error(operation)(error)),
+            }
+        }
+    }
+
+    pub async fn delete(&self, ctx: &Context) -> Result<()> {
+        match ctx
+            .clients
+            .lambda
+            .delete_function()
+            .function_name(&self.spec.name)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
+                Ok(())
+            }
+            Err(error) => Err(aws_error("DeleteFunction")(error)),
+        }
+    }
+}

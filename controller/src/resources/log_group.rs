@@ -1,0 +1,150 @@
+//! The CloudWatch log group of a function (`/aws/lambda/<name>`), created
+//! before the function so that Lambda never creates it without retention.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::json;
+
+use super::{Context, Observed, Result, aws_error, changed, observed_value, tag_changes};
+use crate::field::{FieldDiff, Fields};
+use crate::ownership::{comparable_tags, ownership_of};
+use crate::spec::LogGroupSpec;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Desired {
+    pub spec: LogGroupSpec,
+    pub tags: BTreeMap<String, String>,
+}
+
+impl Desired {
+    fn arn(&self, ctx: &Context) -> String {
+        format!(
+            "arn:{}:logs:{}:{}:log-group:{}",
+            ctx.partition, ctx.region, ctx.account_id, self.spec.name
+        )
+    }
+
+    pub fn fields(&self) -> Fields {
+        Fields::from([
+            ("retention_days".into(), json!(self.spec.retention_days)),
+            ("tags".into(), json!(self.tags)),
+        ])
+    }
+
+    pub async fn observe(&self, ctx: &Context) -> Result<Option<Observed>> {
+        let logs = &ctx.clients.logs;
+        let groups = logs
+            .describe_log_groups()
+            .log_group_name_prefix(&self.spec.name)
+            .send()
+            .await
+            .map_err(aws_error("DescribeLogGroups"))?;
+        let Some(group) = groups
+            .log_groups()
+            .iter()
+            .find(|group| group.log_group_name() == Some(self.spec.name.as_str()))
+        else {
+            return Ok(None);
+        };
+        let tags: BTreeMap<String, String> = logs
+            .list_tags_for_resource()
+            .resource_arn(self.arn(ctx))
+            .send()
+            .await
+            .map_err(aws_error("ListTagsForResource"))?
+            .tags
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        let tags = comparable_tags(tags);
+        let fields = Fields::from([
+            ("retention_days".into(), json!(group.retention_in_days())),
+            ("tags".into(), json!(tags)),
+        ]);
+        Ok(Some(Observed {
+            ownership: ownership_of(&tags, &ctx.deployment),
+            fields,
+        }))
+    }
+
+    fn sdk_tags(tags: &BTreeMap<String, String>) -> HashMap<String, String> {
+        tags.iter()
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect()
+    }
+
+    pub async fn create(&self, ctx: &Context) -> Result<()> {
+        let result = ctx
+            .clients
+            .logs
+            .create_log_group()
+            .log_group_name(&self.spec.name)
+            .set_tags(Some(Self::sdk_tags(&self.tags)))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_already_exists_exception()) =>
+            {
+                Ok(())
+            }
+            Err(error) => Err(aws_error("CreateLogGroup")(error)),
+        }
+    }
+
+    pub async fn update(&self, ctx: &Context, diffs: &[FieldDiff]) -> Result<()> {
+        let logs = &ctx.clients.logs;
+        if let Some(observed) = observed_value(diffs, "tags") {
+            let (to_set, to_remove) = tag_changes(&self.tags, observed);
+            if !to_set.is_empty() {
+                logs.tag_resource()
+                    .resource_arn(self.arn(ctx))
+                    .set_tags(Some(Self::sdk_tags(&to_set)))
+                    .send()
+                    .await
+                    .map_err(aws_error("TagResource"))?;
+            }
+            if !to_remove.is_empty() {
+                logs.untag_resource()
+                    .resource_arn(self.arn(ctx))
+                    .set_tag_keys(Some(to_remove))
+                    .send()
+                    .await
+                    .map_err(aws_error("UntagResource"))?;
+            }
+        }
+        if changed(diffs, "retention_days") {
+            logs.put_retention_policy()
+                .log_group_name(&self.spec.name)
+                .retention_in_days(self.spec.retention_days as i32)
+                .send()
+                .await
+                .map_err(aws_error("PutRetentionPolicy"))?;
+        }
+        Ok(())
+    }
+
+    pub async fn delete(&self, ctx: &Context) -> Result<()> {
+        match ctx
+            .clients
+            .logs
+            .delete_log_group()
+            .log_group_name(&self.spec.name)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
+                Ok(())
+            }
+            Err(error) => Err(aws_error("DeleteLogGroup")(error)),
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! The kinds of AWS object a deployment is made of. Each kind lives in its
+//! own module and knows how to observe, create, update and delete itself;
+//! this module gives them one shape so that `plan` and `reconcile` can treat
+//! every resource alike.
+
+pub mod bucket;
+pub mod function;
+pub mod log_group;
+pub mod policy;
+pub mod repository;
+pub mod role;
+mod wait;
+
+use std::fmt;
+use std::time::Duration;
+
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use serde::Serialize;
+
+use crate::cloud::Clients;
+use crate::field::{FieldDiff, Fields};
+use crate::ownership::Ownership;
+
+pub use wait::WaitSettings;
+
+/// The kinds of resource, in the order they are created.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Bucket,
+    Repository,
+    Role,
+    LogGroup,
+    Function,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Bucket => "bucket",
+            Kind::Repository => "repository",
+            Kind::Role => "role",
+            Kind::LogGroup => "log_group",
+            Kind::Function => "function",
+        }
+    }
+
+    /// Creation wave: a resource is created after every resource of an
+    /// earlier wave, and deleted before them.
+    pub fn wave(self) -> usize {
+        match self {
+            Kind::Bucket | Kind::Repository | Kind::Role | Kind::LogGroup => 0,
+            Kind::Function => 1,
+        }
+    }
+}
+
+/// Names one resource: its kind and its AWS name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct ResourceId {
+    pub kind: Kind,
+    pub name: String,
+}
+
+impl fmt::Display for ResourceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.kind.as_str(), self.name)
+    }
+}
+
+/// What the controller knows about the account it acts in.
+#[derive(Clone, Debug)]
+pub struct Context {
+    pub clients: Clients,
+    pub deployment: String,
+    pub region: String,
+    pub account_id: String,
+    pub partition: String,
+    pub waits: WaitSettings,
+}
+
+impl Context {
+    pub fn new(clients: Clients, deployment: &str, region: &str, account_id: &str) -> Context {
+        Context {
+            clients,
+            deployment: deployment.to_string(),
+            region: region.to_string(),
+            account_id: account_id.to_string(),
+            partition: partition_of(region).to_string(),
+            waits: WaitSettings::default(),
+        }
+    }
+}
+
+/// The ARN partition a region belongs to.
+pub fn partition_of(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
+}
+
+/// A resource as found in AWS.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observed {
+    pub ownership: Ownership,
+    pub fields: Fields,
+}
+
+/// Why an AWS operation on a resource failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{operation} failed: {message}")]
+    Aws {
+        operation: &'static str,
+        message: String,
+    },
+    #[error("timed out after {waited:?} waiting for {what}")]
+    Timeout { what: String, waited: Duration },
+    #[error("{0}")]
+    Failed(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// The error code of an SDK error (`NoSuchEntity`, `ThrottlingException`, ...).
+pub fn error_code<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> Option<&str> {
+    match error {
+        SdkError::ServiceError(service) => service.err().code(),
+        _ => None,
+    }
+}
+
+/// Turns an SDK error into an [`Error`] naming the operation.
+pub fn aws_error<E, R>(operation: &'static str) -> impl FnOnce(SdkError<E, R>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: fmt::Debug,
+{
+    move |error| {
+        let message = match &error {
+            SdkError::ServiceError(service) => {
+                let err = service.err();
+                match (err.code(), err.message()) {
+                    (Some(code), Some(message)) => format!("{code}: {message}"),
+                    (Some(code), None) => code.to_string(),
+                    _ => aws_smithy_types::error::display::DisplayErrorContext(&error).to_string(),
+                }
+            }
+            _ => aws_smithy_types::error::display::DisplayErrorContext(&error).to_string(),
+        };
+        Error::Aws { operation, message }
+    }
+}
+
+/// One resource of the desired state, of any kind.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Desired {
+    Bucket(bucket::Desired),
+    Repository(repository::Desired),
+    Role(role::Desired),
+    LogGroup(log_group::Desired),
+    Function(Box<function::Desired>),
+}
+
+impl Desired {
+    pub fn id(&self) -> ResourceId {
+        let (kind, name) = match self {
+            Desired::Bucket(desired) => (Kind::Bucket, &desired.spec.name),
+            Desired::Repository(desired) => (Kind::Repository, &desired.spec.name),
+            Desired::Role(desired) => (Kind::Role, &desired.spec.name),
+            Desired::LogGroup(desired) => (Kind::LogGroup, &desired.spec.name),
+            Desired::Function(desired) => (Kind::Function, &desired.spec.name),
+        };
+        ResourceId {
+            kind,
+            name: name.clone(),
+        }
+    }
+
+    /// Whether an existing resource without ownership tags may be taken over.
+    pub fn adopt(&self) -> bool {
+        match self {
+            Desired::Bucket(desired) => desired.spec.adopt,
+            Desired::Repository(desired) => desired.spec.adopt,
+            Desired::Role(desired) => desired.spec.adopt,
+            Desired::LogGroup(desired) => desired.spec.adopt,
+            Desired::Function(desired) => desired.spec.adopt,
+        }
+    }
+
+    /// The desired value of every managed field.
+    pub fn fields(&self) -> Fields {
+        match self {
+            Desired::Bucket(desired) => desired.fields(),
+            Desired::Repository(desired) => desired.fields(),
+            Desired::Role(desired) => desired.fields(),
+            Desired::LogGroup(desired) => desired.fields(),
+            Desired::Function(desired) => desired.fields(),
+        }
+    }
+
+    /// Fields AWS cannot change in place: a difference replaces the resource.
+    pub fn replacement_fields(&self) -> &'static [&'static str] {
+        match self {
+            Desired::Role(_) => role::REPLACEMENT_FIELDS,
+            _ => &[],
+        }
+    }
+
+    /// Reads the resource from AWS; `None` when it does not exist.
+    pub async fn observe(&self, ctx: &Context) -> Result<Option<Observed>> {
+        match self {
+            Desired::Bucket(desired) => desired.observe(ctx).await,
+            Desired::Repository(desired) => desired.observe(ctx).await,
+            Desired::Role(desired) => desired.observe(ctx).await,
+            Desired::LogGroup(desired) => desired.observe(ctx).await,
+            Desired::Function(desired) => desired.observe(ctx).await,
+        }
+    }
+
+    /// Creates the resource with as much of its configuration as the create
+    /// call takes; an "already exists" answer (a retried create) is success.
+    pub async fn create(&self, ctx: &Context) -> Result<()> {
+        match self {
+            Desired::Bucket(desired) => desired.create(ctx).await,
+            Desired::Repository(desired) => desired.create(ctx).await,
+            Desired::Role(desired) => desired.create(ctx).await,
+            Desired::LogGroup(desired) => desired.create(ctx).await,
+            Desired::Function(desired) => desired.create(ctx).await,
+        }
+    }
+
+    /// Changes the differing fields in place, one call per group of fields.
+    pub async fn update(&self, ctx: &Context, diffs: &[FieldDiff]) -> Result<()> {
+        match self {
+            Desired::Bucket(desired) => desired.update(ctx, diffs).await,
+            Desired::Repository(desired) => desired.update(ctx, diffs).await,
+            Desired::Role(desired) => desired.update(ctx, diffs).await,
+            Desired::LogGroup(desired) => desired.update(ctx, diffs).await,
+            Desired::Function(desired) => desired.update(ctx, diffs).await,
+        }
+    }
+
+    /// Deletes the resource; "not found" is success. `delete_contents`
+    /// applies to the bucket only (every object version goes first).
+    pub async fn delete(&self, ctx: &Context, delete_contents: bool) -> Result<()> {
+        match self {
+            Desired::Bucket(desired) => desired.delete(ctx, delete_contents).await,
+            Desired::Repository(desired) => desired.delete(ctx).await,
+            Desired::Role(desired) => desired.delete(ctx).await,
+            Desired::LogGroup(desired) => desired.delete(ctx).await,
+            Desired::Function(desired) => desired.delete(ctx).await,
+        }
+    }
+}
+
+/// Whether a field differs, by name.
+pub fn changed(diffs: &[FieldDiff], field: &str) -> bool {
+    diffs.iter().any(|diff| diff.field == field)
+}
+
+/// Tags to add (or change) and keys to remove to go from `observed` to `desired`.
+pub fn tag_changes(
+    desired: &std::collections::BTreeMap<String, String>,
+    observed: &serde_json::Value,
+) -> (std::collections::BTreeMap<String, String>, Vec<String>) {
+    let observed: std::collections::BTreeMap<String, String> =
+        serde_json::from_value(observed.clone()).unwrap_or_default();
+    let to_set = desired
+        .iter()
+        .filter(|(key, value)| observed.get(*key) != Some(value))
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
+    let to_remove = observed
+        .keys()
+        .filter(|key| !desired.contains_key(*key))
+        .cloned()
+        .collect();
+    (to_set, to_remove)
+}
+
+/// The observed value of a differing field.
+pub fn observed_value<'a>(diffs: &'a [FieldDiff], field: &str) -> Option<&'a serde_json::Value> {
+    diffs
+        .iter()
+        .find(|diff| diff.field == field)
+        .map(|diff| &diff.observed)
+}
+
+impl From<aws_smithy_types::error::operation::BuildError> for Error {
+    fn from(error: aws_smithy_types::error::operation::BuildError) -> Self {
+        Error::Failed(format!("cannot build the request: {error}"))
+    }
+}

@@ -1,0 +1,75 @@
+//! The IAM and ECR policy documents a deployment needs, written least
+//! privilege: named actions only, resources scoped to what each function
+//! uses, no AWS-managed policies.
+
+use serde_json::{Value, json};
+
+use crate::spec::{BucketSpec, FunctionSpec, ModelAccess};
+
+/// Lets Lambda assume a function's execution role.
+pub fn lambda_trust_policy() -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Service": "lambda.amazonaws.com"},
+            "Action": "sts:AssumeRole"
+        }]
+    })
+}
+
+/// What one function may do: write to its own log group, and read (or read
+/// and write) the model prefix of the bucket.
+pub fn function_policy(
+    partition: &str,
+    region: &str,
+    account_id: &str,
+    function: &FunctionSpec,
+    bucket: &BucketSpec,
+) -> Value {
+    let log_group = format!(
+        "arn:{partition}:logs:{region}:{account_id}:log-group:{}:*",
+        function.logs.name
+    );
+    let mut statements = vec![json!({
+        "Sid": "WriteOwnLogs",
+        "Effect": "Allow",
+        "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+        "Resource": log_group
+    })];
+    let bucket_arn = format!("arn:{partition}:s3:::{}", bucket.name);
+    let models = format!("{bucket_arn}/{}*", bucket.model_prefix);
+    let object_actions: &[&str] = match function.model_access {
+        ModelAccess::None => &[],
+        ModelAccess::Read => &["s3:GetObject"],
+        ModelAccess::ReadWrite => &["s3:GetObject", "s3:PutObject"],
+    };
+    if !object_actions.is_empty() {
+        statements.push(json!({
+            "Sid": "ListModels",
+            "Effect": "Allow",
+            "Action": "s3:ListBucket",
+            "Resource": bucket_arn,
+            "Condition": {"StringLike": {"s3:prefix": [format!("{}*", bucket.model_prefix)]}}
+        }));
+        statements.push(json!({
+            "Sid": "Models",
+            "Effect": "Allow",
+            "Action": object_actions,
+            "Resource": models
+        }));
+    }
+    json!({"Version": "2012-10-17", "Statement": statements})
+}
+
+/// Expires all but the `keep` most recent images of a repository.
+pub fn repository_lifecycle_policy(keep: u32) -> Value {
+    json!({
+        "rules": [{
+            "rulePriority": 1,
+            "description": format!("Keep the last {keep} images"),
+            "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": keep},
+            "action": {"type": "expire"}
+        }]
+    })
+}

@@ -1,0 +1,80 @@
+//! Turns a key path such as `functions.detection.memory_mb` into the line
+//! and column where that value is written, so that every error points at
+//! the spot in the file.
+
+use std::ops::Range;
+
+use toml::de::{DeTable, DeValue};
+
+/// A 1-based line and column in the source text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Position {
+    pub line: usize,
+    pub column: usize,
+}
+
+/// The position of a byte offset in `text`.
+pub fn position_of(text: &str, offset: usize) -> Position {
+    let offset = offset.min(text.len());
+    let before = &text[..floor_char_boundary(text, offset)];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |index| index + 1);
+    Position {
+        line,
+        column: before[line_start..].chars().count() + 1,
+    }
+}
+
+fn floor_char_boundary(text: &str, mut offset: usize) -> usize {
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    offset
+}
+
+/// Finds the span of the value at `path` (or of the deepest table on the way
+/// that exists, so a missing key points at the table that lacks it).
+pub fn span_of(text: &str, path: &[&str]) -> Option<Range<usize>> {
+    let root = DeTable::parse(text).ok()?;
+    let mut best = None;
+    let mut table = root.get_ref();
+    for (depth, segment) in path.iter().enumerate() {
+        let Some((key, value)) = table.get_key_value(*segment) else {
+            break;
+        };
+        let is_last = depth + 1 == path.len();
+        match value.get_ref() {
+            DeValue::Table(inner) if !is_last => {
+                best = Some(key.span());
+                table = inner;
+            }
+            _ => {
+                best = Some(if is_last { value.span() } else { key.span() });
+                if !is_last {
+                    break;
+                }
+            }
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_nested_values_and_falls_back_to_the_table() {
+        let text = "[deployment]\nname = \"x\"\n\n[functions.detection]\nmemory_mb = 5\n";
+        let span = span_of(text, &["functions", "detection", "memory_mb"]).unwrap();
+        assert_eq!(
+            position_of(text, span.start),
+            Position {
+                line: 5,
+                column: 13
+            }
+        );
+        let span = span_of(text, &["functions", "detection", "timeout_seconds"]).unwrap();
+        assert_eq!(position_of(text, span.start).line, 4);
+    }
+}

@@ -1,0 +1,204 @@
+//! The desired state: the TOML file read, checked and turned into typed
+//! values. Every problem is reported with the file, line and column where it
+//! was written, and no AWS call is made before the whole file is valid.
+
+mod locate;
+mod raw;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use locate::Position;
+
+/// Where a deployment lives and what it is called.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deployment {
+    /// Lower-case name every derived resource name starts with.
+    pub name: String,
+    pub region: String,
+    /// When set, the controller refuses to act in any other account.
+    pub account_id: Option<String>,
+    /// Overrides the AWS API endpoint (a local cloud); otherwise the SDK's own.
+    pub endpoint_url: Option<String>,
+}
+
+/// Default encryption of the model bucket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encryption {
+    /// SSE-S3 (`AES256`).
+    S3Managed,
+    /// SSE-KMS with the AWS-managed key (`aws:kms`).
+    Kms,
+}
+
+impl Encryption {
+    pub fn algorithm(self) -> &'static str {
+        match self {
+            Encryption::S3Managed => "AES256",
+            Encryption::Kms => "aws:kms",
+        }
+    }
+}
+
+/// The S3 bucket that holds the trained models.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BucketSpec {
+    pub name: String,
+    /// Key prefix of the models; the functions' permissions are scoped to it.
+    pub model_prefix: String,
+    pub versioning: bool,
+    pub encryption: Encryption,
+    pub block_public_access: bool,
+    /// Noncurrent model versions expire after this many days.
+    pub noncurrent_version_expiry_days: Option<u32>,
+    pub retain_on_destroy: bool,
+    pub adopt: bool,
+}
+
+/// What a function may do with the models.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelAccess {
+    None,
+    Read,
+    ReadWrite,
+}
+
+/// CPU architecture of a function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Architecture {
+    X86_64,
+    Arm64,
+}
+
+impl Architecture {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Architecture::X86_64 => "x86_64",
+            Architecture::Arm64 => "arm64",
+        }
+    }
+}
+
+/// The ECR repository a function's image lives in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RepositorySpec {
+    pub name: String,
+    pub scan_on_push: bool,
+    pub immutable_tags: bool,
+    /// The lifecycle policy keeps this many most recent images.
+    pub keep_last_images: u32,
+    pub adopt: bool,
+}
+
+/// The execution role of a function.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoleSpec {
+    pub name: String,
+    /// IAM path; it cannot be changed in place, so a new path replaces the role.
+    pub path: String,
+    pub adopt: bool,
+}
+
+/// The CloudWatch log group of a function.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogGroupSpec {
+    pub name: String,
+    pub retention_days: u32,
+    pub adopt: bool,
+}
+
+/// A container-image Lambda function and what belongs to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FunctionSpec {
+    /// The key under `[functions]` (`detection`, `training`).
+    pub key: String,
+    pub name: String,
+    pub image_uri: String,
+    pub memory_mb: u32,
+    pub timeout_seconds: u32,
+    pub architecture: Architecture,
+    pub ephemeral_storage_mb: u32,
+    pub reserved_concurrency: Option<u32>,
+    pub description: String,
+    pub model_access: ModelAccess,
+    pub environment: BTreeMap<String, String>,
+    pub adopt: bool,
+    pub logs: LogGroupSpec,
+    pub role: RoleSpec,
+    pub repository: RepositorySpec,
+}
+
+/// A whole desired state, valid by construction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Spec {
+    pub path: PathBuf,
+    pub deployment: Deployment,
+    /// Tags put on every resource, besides the ownership tags.
+    pub tags: BTreeMap<String, String>,
+    pub bucket: BucketSpec,
+    /// Sorted by key.
+    pub functions: Vec<FunctionSpec>,
+}
+
+/// One problem in a desired-state file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpecProblem {
+    /// Dotted key path (`functions.detection.memory_mb`), empty for syntax errors.
+    pub field: String,
+    pub position: Option<Position>,
+    pub message: String,
+}
+
+/// Why a desired-state file was refused: every problem found, in file order.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct SpecError {
+    pub path: PathBuf,
+    pub problems: Vec<SpecProblem>,
+}
+
+impl fmt::Display for SpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (index, problem) in self.problems.iter().enumerate() {
+            if index > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}", self.path.display())?;
+            if let Some(position) = problem.position {
+                write!(f, ":{}:{}", position.line, position.column)?;
+            }
+            if problem.field.is_empty() {
+                write!(f, ": {}", problem.message)?;
+            } else {
+                write!(f, ": {}: {}", problem.field, problem.message)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Spec {
+    /// Reads and checks a desired-state file.
+    pub fn load(path: &Path) -> Result<Spec, SpecError> {
+        let text = std::fs::read_to_string(path).map_err(|error| SpecError {
+            path: path.to_path_buf(),
+            problems: vec![SpecProblem {
+                field: String::new(),
+                position: None,
+                message: format!("cannot read the file: {error}"),
+            }],
+        })?;
+        Spec::parse(path, &text)
+    }
+
+    /// Checks desired-state text; `path` only names it in errors.
+    pub fn parse(path: &Path, text: &str) -> Result<Spec, SpecError> {
+        validate::parse(path, text)
+    }
+
+    /// The function with this key.
+    pub fn function(&self, key: &str) -> Option<&FunctionSpec> {
+        self.functions.iter().find(|function| function.key == key)
+    }
+}

@@ -1,0 +1,88 @@
+//! The desired-state file as written: serde structures that mirror the TOML
+//! one to one. Unknown keys and wrong types are refused here; ranges and
+//! formats are checked in `validate`.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSpec {
+    pub deployment: RawDeployment,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    #[serde(default)]
+    pub bucket: RawBucket,
+    pub functions: BTreeMap<String, RawFunction>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDeployment {
+    pub name: String,
+    pub region: String,
+    pub account_id: Option<String>,
+    pub endpoint_url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBucket {
+    pub name: Option<String>,
+    pub model_prefix: Option<String>,
+    pub versioning: Option<bool>,
+    pub encryption: Option<String>,
+    pub block_public_access: Option<bool>,
+    pub noncurrent_version_expiry_days: Option<i64>,
+    pub retain_on_destroy: Option<bool>,
+    pub adopt: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFunction {
+    pub name: Option<String>,
+    pub image_uri: String,
+    pub memory_mb: Option<i64>,
+    pub timeout_seconds: Option<i64>,
+    pub architecture: Option<String>,
+    pub ephemeral_storage_mb: Option<i64>,
+    pub reserved_concurrency: Option<i64>,
+    pub description: Option<String>,
+    pub model_access: Option<String>,
+    #[serde(default)]
+    pub environment: BTreeMap<String, String>,
+    pub adopt: Option<bool>,
+    #[serde(default)]
+    pub logs: RawLogs,
+    #[serde(default)]
+    pub role: RawRole,
+    #[serde(default)]
+    pub repository: RawRepository,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLogs {
+    pub retention_days: Option<i64>,
+    pub adopt: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRole {
+    pub name: Option<String>,
+    pub path: Option<String>,
+    pub adopt: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRepository {
+    pub name: Option<String>,
+    pub scan_on_push: Option<bool>,
+    pub immutable_tags: Option<bool>,
+    pub keep_last_images: Option<i64>,
+    pub adopt: Option<bool>,
+}
