@@ -1,1 +1,171 @@
-fn main() {}
+//! `training`: the scheduled Lambda function (default) and a CLI for local use.
+//!
+//! - `training train --source file:PATH|s3://bucket/prefix|panther --bucket B --min-events N`
+//! - `training generate --count N --seed S --out PATH` writes the synthetic organisation's
+//!   normal activity as JSON Lines.
+//! - `training lambda` (or no subcommand) runs the Lambda runtime loop.
+
+use anomaly::TrainParams;
+use anomaly::forest::IsolationForestParams;
+use clap::{Parser, Subcommand};
+use std::io::Write;
+use std::path::PathBuf;
+use training::sources::Source;
+use training::{Job, Outcome, Overrides, PantherSettings, env_parse};
+
+#[derive(Parser)]
+#[command(about = "Trains the anomaly model and publishes it")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train once and publish (or write) the model; prints the outcome as JSON.
+    Train {
+        /// file:PATH, s3://bucket/prefix or panther.
+        #[arg(long, env = "TRAINING_SOURCE")]
+        source: Source,
+        /// Model store bucket.
+        #[arg(long, env = "MODEL_BUCKET")]
+        bucket: Option<String>,
+        /// Model store prefix.
+        #[arg(long, env = "MODEL_PREFIX", default_value = "models/")]
+        prefix: String,
+        /// Fewest events for a model to be promoted.
+        #[arg(long, env = "MIN_EVENTS", default_value_t = 1000)]
+        min_events: usize,
+        /// Also write the model to this file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Expected share of anomalies; sets the threshold.
+        #[arg(long, default_value_t = 0.01)]
+        contamination: f64,
+        /// Number of trees.
+        #[arg(long, default_value_t = 100)]
+        trees: usize,
+        /// Random seed.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+    /// Write the synthetic organisation's normal activity as JSON Lines.
+    Generate {
+        /// Number of events.
+        #[arg(long)]
+        count: usize,
+        /// Seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Run as the scheduled AWS Lambda function (the default).
+    Lambda,
+}
+
+fn print(outcome: &Outcome) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(outcome)?);
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .without_time()
+        .init();
+    match Cli::parse().command {
+        Some(Command::Train {
+            source,
+            bucket,
+            prefix,
+            min_events,
+            out,
+            contamination,
+            trees,
+            seed,
+        }) => {
+            if bucket.is_none() && out.is_none() {
+                anyhow::bail!("give --bucket (publish to S3) and/or --out (write a local file)");
+            }
+            let job = Job {
+                source,
+                bucket,
+                prefix,
+                min_events,
+                out,
+                params: TrainParams {
+                    contamination,
+                    forest: IsolationForestParams {
+                        n_trees: trees,
+                        seed,
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
+                panther: PantherSettings::from_env()?,
+            };
+            let outcome = training::run(&job).await?;
+            print(&outcome)
+        }
+        Some(Command::Generate { count, seed, out }) => {
+            let mut g = anomaly::generator::Generator::new(seed);
+            let mut w = std::io::BufWriter::new(std::fs::File::create(&out)?);
+            for _ in 0..count {
+                serde_json::to_writer(&mut w, &g.normal())?;
+                w.write_all(b"\n")?;
+            }
+            w.flush()?;
+            Ok(())
+        }
+        Some(Command::Lambda) | None => {
+            lambda_runtime::run(lambda_runtime::service_fn(lambda_handler))
+                .await
+                .map_err(|e| anyhow::anyhow!(e))
+        }
+    }
+}
+
+async fn lambda_handler(
+    event: lambda_runtime::LambdaEvent<serde_json::Value>,
+) -> Result<Outcome, lambda_runtime::Error> {
+    lambda_train(&event.payload)
+        .await
+        .map_err(|e| lambda_runtime::Error::from(format!("{e:#}")))
+}
+
+/// One scheduled run: configuration from the environment, overrides from the event.
+async fn lambda_train(payload: &serde_json::Value) -> anyhow::Result<Outcome> {
+    let o = Overrides::from_event(payload);
+    let source: Source = match o
+        .training_source
+        .or_else(|| std::env::var("TRAINING_SOURCE").ok())
+    {
+        Some(s) => s.parse().map_err(|e: String| anyhow::anyhow!(e))?,
+        None => Source::Panther,
+    };
+    let min_events = match o.min_events {
+        Some(n) => n,
+        None => env_parse("MIN_EVENTS")?.unwrap_or(1000),
+    };
+    let job = Job {
+        source,
+        bucket: Some(
+            std::env::var("MODEL_BUCKET")
+                .map_err(|_| anyhow::anyhow!("MODEL_BUCKET is not set"))?,
+        ),
+        prefix: std::env::var("MODEL_PREFIX").unwrap_or_else(|_| "models/".into()),
+        min_events,
+        out: None,
+        params: TrainParams::default(),
+        panther: PantherSettings::from_env()?,
+    };
+    let outcome = training::run(&job).await?;
+    tracing::info!(status = %outcome.status, message = %outcome.message, "training finished");
+    Ok(outcome)
+}

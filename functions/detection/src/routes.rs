@@ -1,0 +1,303 @@
+//! The routing shared by the Lambda handler and `serve`: one function maps
+//! (method, path, content type, body) to (status, JSON).
+//!
+//! Bad input is always a 4xx JSON error `{"error": <kind>, "message": <text>}`; nothing
+//! here panics on input, and no input leads to a 500.
+
+use anomaly::{Detection, Event, Model};
+use chrono::{SecondsFormat, Utc};
+use serde_json::{Value as Json, json};
+use std::sync::Arc;
+
+/// The service name in `/health`.
+pub const SERVICE: &str = "anomaly-detection";
+
+/// Request limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest accepted body in bytes.
+    pub max_body_bytes: usize,
+    /// Largest accepted batch.
+    pub max_batch: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 1024 * 1024,
+            max_batch: 1000,
+        }
+    }
+}
+
+/// A response: status, JSON body and, for 405, the allowed methods.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// JSON body.
+    pub body: Json,
+    /// `Allow` header value for 405 answers.
+    pub allow: Option<&'static str>,
+}
+
+impl Reply {
+    fn ok(body: Json) -> Reply {
+        Reply {
+            status: 200,
+            body,
+            allow: None,
+        }
+    }
+
+    /// An error reply.
+    pub fn error(status: u16, kind: &str, message: impl Into<String>) -> Reply {
+        Reply {
+            status,
+            body: json!({"error": kind, "message": message.into()}),
+            allow: None,
+        }
+    }
+
+    /// The body as bytes.
+    pub fn body_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.body).unwrap_or_else(|_| b"{}".to_vec())
+    }
+}
+
+/// What the router knows about the model: the loaded model, or why there is none.
+#[derive(Debug, Clone)]
+pub enum ModelView {
+    /// A model is loaded.
+    Ready(Arc<Model>),
+    /// No model is loaded, with the reason.
+    Unavailable(String),
+}
+
+fn now() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Routes one request.
+pub fn route(
+    model: &ModelView,
+    limits: &Limits,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Reply {
+    let path = path.split('?').next().unwrap_or("");
+    let path = if path.len() > 1 {
+        path.trim_end_matches('/')
+    } else {
+        path
+    };
+    match path {
+        "/health" => match method {
+            "GET" | "HEAD" => health(model),
+            _ => method_not_allowed(method, path, "GET"),
+        },
+        "/detect" => match method {
+            "POST" => detect(model, limits, content_type, body),
+            _ => method_not_allowed(method, path, "POST"),
+        },
+        _ => Reply::error(
+            404,
+            "not_found",
+            format!("no route for {path}; the routes are GET /health and POST /detect"),
+        ),
+    }
+}
+
+fn method_not_allowed(method: &str, path: &str, allow: &'static str) -> Reply {
+    let mut r = Reply::error(
+        405,
+        "method_not_allowed",
+        format!("method {method} is not allowed on {path}; use {allow}"),
+    );
+    r.allow = Some(allow);
+    r
+}
+
+fn health(model: &ModelView) -> Reply {
+    match model {
+        ModelView::Ready(m) => Reply::ok(json!({
+            "status": "healthy",
+            "service": SERVICE,
+            "timestamp": now(),
+            "model_version": m.version,
+            "trained_at": m.trained_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+            "training_samples": m.training_samples,
+            "threshold": m.threshold,
+        })),
+        ModelView::Unavailable(reason) => Reply {
+            status: 503,
+            body: json!({
+                "status": "unavailable",
+                "service": SERVICE,
+                "timestamp": now(),
+                "error": "model_unavailable",
+                "message": reason,
+            }),
+            allow: None,
+        },
+    }
+}
+
+fn json_type(v: &Json) -> &'static str {
+    match v {
+        Json::Null => "null",
+        Json::Bool(_) => "a boolean",
+        Json::Number(_) => "a number",
+        Json::String(_) => "a string",
+        Json::Array(_) => "an array",
+        Json::Object(_) => "an object",
+    }
+}
+
+fn detection_json(d: Detection) -> Json {
+    serde_json::to_value(d).unwrap_or(Json::Null)
+}
+
+fn detect(model: &ModelView, limits: &Limits, content_type: Option<&str>, body: &[u8]) -> Reply {
+    if body.len() > limits.max_body_bytes {
+        return Reply::error(
+            413,
+            "body_too_large",
+            format!(
+                "the body has {} bytes; the limit is {}",
+                body.len(),
+                limits.max_body_bytes
+            ),
+        );
+    }
+    if let Some(ct) = content_type {
+        let ct = ct.to_ascii_lowercase();
+        if !ct.contains("json") {
+            return Reply::error(
+                415,
+                "unsupported_media_type",
+                format!("Content-Type must be application/json, got {ct}"),
+            );
+        }
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Reply::error(
+            400,
+            "empty_body",
+            "the body is empty; send an event object or an array of event objects",
+        );
+    }
+    let value: Json = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => {
+            let what = match e.classify() {
+                serde_json::error::Category::Eof => "unexpected end of JSON",
+                serde_json::error::Category::Io => "unreadable body",
+                _ => "invalid JSON",
+            };
+            return Reply::error(
+                400,
+                "invalid_json",
+                format!("{what} at line {}, column {}: {e}", e.line(), e.column()),
+            );
+        }
+    };
+    let events = match &value {
+        Json::Object(_) => None,
+        Json::Array(items) => {
+            if items.is_empty() {
+                return Reply::error(
+                    400,
+                    "empty_batch",
+                    "the batch is empty; send at least one event",
+                );
+            }
+            if items.len() > limits.max_batch {
+                return Reply::error(
+                    400,
+                    "batch_too_large",
+                    format!(
+                        "the batch has {} events; the limit is {}",
+                        items.len(),
+                        limits.max_batch
+                    ),
+                );
+            }
+            Some(items)
+        }
+        other => {
+            return Reply::error(
+                400,
+                "wrong_shape",
+                format!(
+                    "the body must be an event object or an array of event objects, got {}",
+                    json_type(other)
+                ),
+            );
+        }
+    };
+    let model = match model {
+        ModelView::Ready(m) => m,
+        ModelView::Unavailable(reason) => {
+            return Reply::error(503, "model_unavailable", reason.clone());
+        }
+    };
+    match events {
+        None => match Event::from_json(&value) {
+            Ok(e) => {
+                let mut out = detection_json(model.detect(&e));
+                if let Json::Object(m) = &mut out {
+                    m.insert("score_range".into(), json!({"min": 0.0, "max": 1.0}));
+                    m.insert("model_info".into(), model_info(model));
+                    m.insert("timestamp".into(), json!(now()));
+                }
+                Reply::ok(out)
+            }
+            Err(err) => Reply::error(400, "wrong_shape", err.to_string()),
+        },
+        Some(items) => {
+            let mut parsed = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                match Event::from_json(item) {
+                    Ok(e) => parsed.push(e),
+                    Err(err) => {
+                        return Reply::error(
+                            400,
+                            "wrong_shape",
+                            format!("event {i} of the batch: {err}"),
+                        );
+                    }
+                }
+            }
+            let results: Vec<Json> = parsed
+                .iter()
+                .map(|e| detection_json(model.detect(e)))
+                .collect();
+            let anomalies = results
+                .iter()
+                .filter(|r| r["is_anomaly"] == json!(true))
+                .count();
+            Reply::ok(json!({
+                "count": results.len(),
+                "anomalies": anomalies,
+                "results": results,
+                "model_version": model.version,
+                "model_info": model_info(model),
+                "timestamp": now(),
+            }))
+        }
+    }
+}
+
+fn model_info(m: &Model) -> Json {
+    json!({
+        "version": m.version,
+        "trained_at": m.trained_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+        "features_used": m.features,
+        "training_samples": m.training_samples,
+        "expected_anomaly_rate": m.params.contamination,
+        "threshold": m.threshold,
+    })
+}

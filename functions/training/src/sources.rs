@@ -1,0 +1,267 @@
+//! Where training events come from: a local JSON Lines file, CloudTrail log files in S3
+//! (gzipped `{"Records": [...]}` under a prefix) or Panther's data lake.
+
+use anomaly::Event;
+use anomaly::store::error_chain;
+use aws_sdk_s3::Client;
+use flate2::read::GzDecoder;
+use serde_json::Value as Json;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+/// A training source, as given on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// `file:PATH`: JSON Lines (one event or `{"record": ...}` per line), or a CloudTrail
+    /// file `{"Records": [...]}`, optionally gzipped.
+    File(PathBuf),
+    /// `s3://bucket/prefix`: CloudTrail log files.
+    S3 {
+        /// Bucket.
+        bucket: String,
+        /// Key prefix.
+        prefix: String,
+    },
+    /// `panther`: Panther's data lake.
+    Panther,
+}
+
+impl std::str::FromStr for Source {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Source, String> {
+        if let Some(p) = s.strip_prefix("file:") {
+            if p.is_empty() {
+                return Err("file: needs a path".into());
+            }
+            Ok(Source::File(PathBuf::from(p)))
+        } else if let Some(rest) = s.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err("s3:// needs a bucket".into());
+            }
+            Ok(Source::S3 {
+                bucket: bucket.into(),
+                prefix: prefix.into(),
+            })
+        } else if s == "panther" {
+            Ok(Source::Panther)
+        } else {
+            Err(format!(
+                "unknown source {s:?}; use file:PATH, s3://bucket/prefix or panther"
+            ))
+        }
+    }
+}
+
+/// Events read from a source, with the count of records that could not be read.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// Parsed events.
+    pub events: Vec<Event>,
+    /// Records or lines skipped as unreadable.
+    pub skipped: usize,
+    /// Files or pages read.
+    pub files: usize,
+}
+
+impl Loaded {
+    fn push_value(&mut self, v: &Json) {
+        match Event::from_json_unwrapping(v) {
+            Ok(e) => self.events.push(e),
+            Err(_) => self.skipped += 1,
+        }
+    }
+
+    /// Adds the records of one CloudTrail document or one JSON Lines stream.
+    fn push_document(&mut self, bytes: &[u8]) {
+        let bytes = maybe_gunzip(bytes);
+        let Ok(bytes) = bytes else {
+            self.skipped += 1;
+            return;
+        };
+        let trimmed = bytes
+            .iter()
+            .position(|b| !b.is_ascii_whitespace())
+            .map(|i| &bytes[i..])
+            .unwrap_or(&[]);
+        // A whole CloudTrail document or array?
+        if trimmed.first() == Some(&b'{') || trimmed.first() == Some(&b'[') {
+            if let Ok(doc) = serde_json::from_slice::<Json>(trimmed) {
+                match doc.get("Records").and_then(Json::as_array) {
+                    Some(records) => records.iter().for_each(|r| self.push_value(r)),
+                    None => match &doc {
+                        Json::Array(items) => items.iter().for_each(|r| self.push_value(r)),
+                        // A digest file or other non-event document.
+                        Json::Object(_) if doc.get("digestStartTime").is_some() => {}
+                        other => self.push_value(other),
+                    },
+                }
+                return;
+            }
+        }
+        for line in BufReader::new(trimmed).lines() {
+            let Ok(line) = line else {
+                self.skipped += 1;
+                continue;
+            };
+            if line.trim().is_empty() {
+                continue;
+            }
+            match serde_json::from_str::<Json>(&line) {
+                Ok(v) => self.push_value(&v),
+                Err(_) => self.skipped += 1,
+            }
+        }
+    }
+}
+
+fn maybe_gunzip(bytes: &[u8]) -> std::io::Result<std::borrow::Cow<'_, [u8]>> {
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        GzDecoder::new(bytes).read_to_end(&mut out)?;
+        Ok(std::borrow::Cow::Owned(out))
+    } else {
+        Ok(std::borrow::Cow::Borrowed(bytes))
+    }
+}
+
+/// Reads a local file.
+pub fn read_file(path: &Path) -> anyhow::Result<Loaded> {
+    let bytes =
+        std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let mut loaded = Loaded {
+        files: 1,
+        ..Default::default()
+    };
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        loaded.push_document(&bytes);
+        return Ok(loaded);
+    }
+    // JSON Lines are streamed line by line to keep memory flat on large files.
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace()).copied();
+    let is_document = first == Some(b'[')
+        || (first == Some(b'{') && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_ok());
+    if is_document {
+        loaded.push_document(&bytes);
+    } else {
+        for line in bytes.split(|&b| b == b'\n') {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            match serde_json::from_slice::<Json>(line) {
+                Ok(v) => loaded.push_value(&v),
+                Err(_) => loaded.skipped += 1,
+            }
+        }
+    }
+    Ok(loaded)
+}
+
+/// Reads every object under `s3://bucket/prefix`.
+pub async fn read_s3(client: &Client, bucket: &str, prefix: &str) -> anyhow::Result<Loaded> {
+    let mut loaded = Loaded::default();
+    let mut pages = client
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .into_paginator()
+        .send();
+    let mut keys = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page
+            .map_err(|e| anyhow::anyhow!("listing s3://{bucket}/{prefix}: {}", error_chain(&e)))?;
+        keys.extend(
+            page.contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_string)),
+        );
+    }
+    for key in keys {
+        if key.ends_with('/') || key.contains("CloudTrail-Digest/") {
+            continue;
+        }
+        let out = client
+            .get_object()
+            .bucket(bucket)
+            .key(&key)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("reading s3://{bucket}/{key}: {}", error_chain(&e)))?;
+        let bytes = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| anyhow::anyhow!("reading s3://{bucket}/{key}: {e}"))?
+            .into_bytes();
+        loaded.push_document(&bytes);
+        loaded.files += 1;
+    }
+    tracing::info!(
+        files = loaded.files,
+        events = loaded.events.len(),
+        skipped = loaded.skipped,
+        "read CloudTrail logs from S3"
+    );
+    Ok(loaded)
+}
+
+/// Turns Panther rows into events.
+pub fn from_rows(rows: &[Json]) -> Loaded {
+    let mut loaded = Loaded {
+        files: 1,
+        ..Default::default()
+    };
+    rows.iter().for_each(|r| loaded.push_value(r));
+    loaded
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_syntax() {
+        assert_eq!(
+            "file:/tmp/x.jsonl".parse(),
+            Ok(Source::File("/tmp/x.jsonl".into()))
+        );
+        assert_eq!(
+            "s3://b/AWSLogs/".parse(),
+            Ok(Source::S3 {
+                bucket: "b".into(),
+                prefix: "AWSLogs/".into()
+            })
+        );
+        assert_eq!(
+            "s3://b".parse(),
+            Ok(Source::S3 {
+                bucket: "b".into(),
+                prefix: "".into()
+            })
+        );
+        assert_eq!("panther".parse(), Ok(Source::Panther));
+        assert!("ftp://x".parse::<Source>().is_err());
+        assert!("file:".parse::<Source>().is_err());
+    }
+
+    #[test]
+    fn documents_lines_and_gzip() {
+        let mut l = Loaded::default();
+        l.push_document(br#"{"Records": [{"eventName": "A"}, {"eventName": "B"}, 5]}"#);
+        assert_eq!((l.events.len(), l.skipped), (2, 1));
+        let mut l = Loaded::default();
+        l.push_document(
+            b"{\"eventName\": \"A\"}\n\nnot json\n{\"record\": {\"eventName\": \"B\"}}\n",
+        );
+        assert_eq!((l.events.len(), l.skipped), (2, 1));
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, br#"{"Records": [{"eventName": "A"}]}"#).unwrap();
+        let mut l = Loaded::default();
+        l.push_document(&gz.finish().unwrap());
+        assert_eq!(l.events.len(), 1);
+        let mut l = Loaded::default();
+        l.push_document(br#"{"digestStartTime": "x", "logFiles": []}"#);
+        assert_eq!((l.events.len(), l.skipped), (0, 0));
+    }
+}
