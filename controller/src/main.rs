@@ -1,1 +1,5 @@
-fn main() {}
+//! The `controller` command.
+
+fn main() {
+    std::process::exit(controller::cli::run());
+}

@@ -25,10 +25,10 @@ pub enum Error {
         "refusing to act: the credentials are for account {actual}, but the configuration is for account {expected} (deployment.account_id)"
     )]
     WrongAccount { expected: String, actual: String },
-    #[error("cannot observe {resource}: {source}")]
+    #[error("cannot observe {resource}: {cause}")]
     Observe {
         resource: ResourceId,
-        source: resources::Error,
+        cause: resources::Error,
     },
     #[error("{}", refused_message(.0))]
     Refused(Vec<Change>),
@@ -205,9 +205,9 @@ impl Controller {
             desired
                 .observe(&self.ctx)
                 .await
-                .map_err(|source| Error::Observe {
+                .map_err(|cause| Error::Observe {
                     resource: desired.id(),
-                    source,
+                    cause,
                 })
         }))
         .await;

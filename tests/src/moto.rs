@@ -97,7 +97,7 @@ pub async fn sdk_config_for(endpoint: &str) -> aws_config::SdkConfig {
         .region(aws_config::Region::new(TEST_REGION))
         .endpoint_url(endpoint)
         .credentials_provider(aws_types::sdk_config::SharedCredentialsProvider::new(
-            aws_config::Credentials::new("testing", "testing", None, None, "test-harness"),
+            aws_sdk_sts::config::Credentials::new("testing", "testing", None, None, "test-harness"),
         ))
         .load()
         .await

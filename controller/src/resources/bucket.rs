@@ -78,13 +78,23 @@ impl Desired {
             Err(error) => return Err(aws_error("GetBucketTagging")(error)),
         };
         let tags = comparable_tags(tags);
-        let versioning = s3
-            .get_bucket_versioning()
-            .bucket(name)
-            .send()
-            .await
-            .map_err(aws_error("GetBucketVersioning"))?;
-        let versioning_status = versioning.status().cloned();
+        let versioning_status = match s3.get_bucket_versioning().bucket(name).send().await {
+            Ok(output) => output.status().cloned(),
+            // Some S3-compatible servers name the document's root element
+            // `GetBucketVersioningResponse`, which the SDK refuses: read the
+            // status from the successful answer itself.
+            Err(error)
+                if error
+                    .raw_response()
+                    .is_some_and(|raw| raw.status().is_success()) =>
+            {
+                error
+                    .raw_response()
+                    .and_then(|raw| raw.body().bytes())
+                    .and_then(|body| versioning_status_in(&String::from_utf8_lossy(body)))
+            }
+            Err(error) => return Err(aws_error("GetBucketVersioning")(error)),
+        };
         let public_access = match s3.get_public_access_block().bucket(name).send().await {
             Ok(output) => output.public_access_block_configuration().cloned(),
             Err(error) if error_code(&error) == Some("NoSuchPublicAccessBlockConfiguration") => {
@@ -384,4 +394,11 @@ impl Desired {
             Err(error) => Err(aws_error("DeleteBucket")(error)),
         }
     }
+}
+
+/// The `<Status>` of a versioning document, if it has one.
+fn versioning_status_in(document: &str) -> Option<BucketVersioningStatus> {
+    let start = document.find("<Status>")? + "<Status>".len();
+    let end = start + document[start..].find("</Status>")?;
+    Some(BucketVersioningStatus::from(document[start..end].trim()))
 }

@@ -14,6 +14,7 @@ mod wait;
 use std::fmt;
 use std::time::Duration;
 
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde::Serialize;
@@ -136,10 +137,9 @@ pub fn error_code<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> Option<
 }
 
 /// Turns an SDK error into an [`Error`] naming the operation.
-pub fn aws_error<E, R>(operation: &'static str) -> impl FnOnce(SdkError<E, R>) -> Error
+pub fn aws_error<E>(operation: &'static str) -> impl FnOnce(SdkError<E, HttpResponse>) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: fmt::Debug,
 {
     move |error| {
         let message = match &error {
@@ -148,13 +148,32 @@ where
                 match (err.code(), err.message()) {
                     (Some(code), Some(message)) => format!("{code}: {message}"),
                     (Some(code), None) => code.to_string(),
-                    _ => aws_smithy_types::error::display::DisplayErrorContext(&error).to_string(),
+                    _ => format!(
+                        "unexpected answer (HTTP {}): {}",
+                        service.raw().status().as_u16(),
+                        error_chain(err)
+                    ),
                 }
             }
-            _ => aws_smithy_types::error::display::DisplayErrorContext(&error).to_string(),
+            other => error_chain(other),
         };
         Error::Aws { operation, message }
     }
+}
+
+/// An error and its sources, one line, without the raw response.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// One resource of the desired state, of any kind.
