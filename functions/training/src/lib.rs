@@ -181,7 +181,7 @@ async fn load_events(job: &Job, conf: &aws_config::SdkConfig) -> anyhow::Result<
     }
 }
 
-/// Runs one training job.
+/// Runs one training job with the AWS configuration of the environment.
 pub async fn run(job: &Job) -> anyhow::Result<Outcome> {
     let needs_aws = job.bucket.is_some() || !matches!(job.source, Source::File(_));
     let conf = if needs_aws {
@@ -189,15 +189,20 @@ pub async fn run(job: &Job) -> anyhow::Result<Outcome> {
     } else {
         aws_config::SdkConfig::builder().build()
     };
+    run_with(job, &conf).await
+}
+
+/// Runs one training job with the given AWS configuration.
+pub async fn run_with(job: &Job, conf: &aws_config::SdkConfig) -> anyhow::Result<Outcome> {
     let store = job
         .bucket
         .as_ref()
-        .map(|b| ModelStore::new(s3_client(&conf), b.clone(), job.prefix.clone()));
+        .map(|b| ModelStore::new(s3_client(conf), b.clone(), job.prefix.clone()));
     let previous = match &store {
         Some(s) => s.latest_pointer().await?.map(|p| p.version),
         None => None,
     };
-    let loaded = load_events(job, &conf).await?;
+    let loaded = load_events(job, conf).await?;
     let n = loaded.events.len();
     tracing::info!(events = n, skipped = loaded.skipped, "events read");
     if n < job.min_events || n == 0 {

@@ -221,13 +221,6 @@ async fn training_from_panther_with_the_token_in_secrets_manager() {
         .unwrap()
         .arn
         .unwrap();
-    // SAFETY: set before any thread of this test reads the environment.
-    unsafe {
-        std::env::set_var("AWS_ENDPOINT_URL", aws.endpoint_url());
-        std::env::set_var("AWS_ACCESS_KEY_ID", "test");
-        std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
-        std::env::set_var("AWS_REGION", "us-east-1");
-    }
     let job = training::Job {
         source: training::sources::Source::Panther,
         bucket: Some("models".into()),
@@ -244,7 +237,7 @@ async fn training_from_panther_with_the_token_in_secrets_manager() {
             initial_backoff: Duration::from_millis(10),
         },
     };
-    let outcome = training::run(&job).await.unwrap();
+    let outcome = training::run_with(&job, &conf).await.unwrap();
     assert!(outcome.promoted, "{outcome:?}");
     assert_eq!(outcome.events, 120);
     let store = anomaly::store::ModelStore::new(s3, "models", "models/");
