@@ -1,0 +1,171 @@
+//! What the controller's test suites share: a local AWS per test, configs
+//! pointing at it, and the controller as a library or as a process.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use controller::cloud::Clients;
+use controller::reconcile::Controller;
+use controller::resources::WaitSettings;
+use controller::spec::Spec;
+use test_harness::LocalAws;
+
+/// The shipped local configuration, pointed at `endpoint`.
+pub fn local_config(endpoint: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/local.toml");
+    let text = std::fs::read_to_string(path).expect("config/local.toml is readable");
+    text.lines()
+        .map(|line| {
+            if line.starts_with("endpoint_url") {
+                format!("endpoint_url = \"{endpoint}\"")
+            } else {
+                line.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+/// A config file in a temporary directory, kept alive with the returned guard.
+pub struct ConfigFile {
+    _dir: tempfile::TempDir,
+    pub path: PathBuf,
+}
+
+pub fn write_config(text: &str) -> ConfigFile {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("deployment.toml");
+    std::fs::write(&path, text).expect("write config");
+    ConfigFile { _dir: dir, path }
+}
+
+/// Short waits: moto settles at once, and scripted delays are counted in polls.
+pub fn fast_waits() -> WaitSettings {
+    WaitSettings {
+        poll: std::time::Duration::from_millis(20),
+        max_poll: std::time::Duration::from_millis(100),
+        timeout: std::time::Duration::from_secs(20),
+        consistency_attempts: 8,
+    }
+}
+
+/// A controller for `text`, talking to `endpoint` with the test credentials.
+pub async fn controller_at(endpoint: &str, text: &str) -> Controller {
+    let spec = Spec::parse(Path::new("test.toml"), text).expect("valid test config");
+    let sdk_config = test_harness::sdk_config_for(endpoint).await;
+    let mut controller =
+        Controller::with_clients(spec, Clients::from_sdk_config(&sdk_config, true))
+            .await
+            .expect("controller connects");
+    controller.set_waits(fast_waits());
+    controller
+}
+
+/// A controller for the local config against this test's AWS.
+pub async fn local_controller(aws: &LocalAws) -> Controller {
+    controller_at(aws.endpoint_url(), &local_config(aws.endpoint_url())).await
+}
+
+/// The `controller` binary with the test credentials and no terminal.
+pub fn controller_command(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_controller"));
+    command
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env("CONTROLLER_LOG", "controller=info,warn")
+        .stdin(Stdio::null());
+    command
+}
+
+/// Runs the binary to completion.
+pub fn run_controller(args: &[&str]) -> Output {
+    controller_command(args).output().expect("controller runs")
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Direct SDK clients for the test's own out-of-band changes and checks.
+pub struct Sdk {
+    pub s3: aws_sdk_s3::Client,
+    pub ecr: aws_sdk_ecr::Client,
+    pub iam: aws_sdk_iam::Client,
+    pub lambda: aws_sdk_lambda::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
+}
+
+pub async fn sdk(aws: &LocalAws) -> Sdk {
+    let config = aws.sdk_config().await;
+    Sdk {
+        s3: aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&config)
+                .force_path_style(true)
+                .build(),
+        ),
+        ecr: aws_sdk_ecr::Client::new(&config),
+        iam: aws_sdk_iam::Client::new(&config),
+        lambda: aws_sdk_lambda::Client::new(&config),
+        logs: aws_sdk_cloudwatchlogs::Client::new(&config),
+    }
+}
+
+/// How many resources of each kind exist in the account.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Inventory {
+    pub buckets: usize,
+    pub repositories: usize,
+    pub roles: usize,
+    pub log_groups: usize,
+    pub functions: usize,
+}
+
+pub async fn inventory(sdk: &Sdk) -> Inventory {
+    Inventory {
+        buckets: sdk.s3.list_buckets().send().await.unwrap().buckets().len(),
+        repositories: sdk
+            .ecr
+            .describe_repositories()
+            .send()
+            .await
+            .unwrap()
+            .repositories()
+            .len(),
+        roles: sdk.iam.list_roles().send().await.unwrap().roles().len(),
+        log_groups: sdk
+            .logs
+            .describe_log_groups()
+            .send()
+            .await
+            .unwrap()
+            .log_groups()
+            .len(),
+        functions: sdk
+            .lambda
+            .list_functions()
+            .send()
+            .await
+            .unwrap()
+            .functions()
+            .len(),
+    }
+}
+
+/// The inventory of a whole local deployment.
+pub const FULL: Inventory = Inventory {
+    buckets: 1,
+    repositories: 2,
+    roles: 2,
+    log_groups: 2,
+    functions: 2,
+};
