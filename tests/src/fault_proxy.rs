@@ -15,9 +15,19 @@
 //!   client connection without answering, so that the client retries a request
 //!   whose effect already happened.
 //!
-//! Requests to moto's control API (paths under `/moto-api`) are never faulted.
-//! [`FaultProxy::stats`] counts what happened; dropping the proxy stops its
-//! accept loop and closes every client connection.
+//! Scripted answers imitate real AWS behaviour moto lacks (an IAM role not yet
+//! assumable, a function still `Pending`, an update already in progress):
+//! [`FaultProxy::script`] answers the next few requests matching a
+//! [`RequestMatch`] with a canned [`ScriptedResponse`], optionally after
+//! forwarding the request so its effect happens anyway, and
+//! [`FaultProxy::script_json_override`] relays moto's own JSON answer with some
+//! top-level fields replaced. Scripts are checked before the random faults, in
+//! the order they were added; a request a script answers draws no fault.
+//!
+//! Requests to moto's control API (paths under `/moto-api`) are never faulted
+//! nor scripted. [`FaultProxy::stats`] and [`FaultProxy::scripted_count`] count
+//! what happened; dropping the proxy stops its accept loop and closes every
+//! client connection.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -28,7 +38,8 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{
-    AUTHORIZATION, CONNECTION, CONTENT_TYPE, EXPECT, HeaderMap, HeaderName, HeaderValue,
+    AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, EXPECT, HeaderMap, HeaderName,
+    HeaderValue,
 };
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode, Uri};
@@ -105,6 +116,202 @@ pub struct FaultStats {
     pub dropped_after: u64,
 }
 
+/// Which requests a script applies to: every field that is set must match.
+///
+/// Paths are compared without the query string, both as sent and
+/// percent-decoded (so a function ARN matches in either spelling).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RequestMatch {
+    /// The HTTP method, compared case-insensitively.
+    pub method: Option<String>,
+    /// The start of the path.
+    pub path_prefix: Option<String>,
+    /// The end of the path.
+    pub path_suffix: Option<String>,
+    /// The operation: equal to the `X-Amz-Target` header or to its part after
+    /// the last `.` (awsJson), or to the `Action` parameter of the form body or
+    /// the query string (AWS query protocol).
+    pub target: Option<String>,
+}
+
+impl RequestMatch {
+    /// A Lambda REST call: `method` on paths starting with `path_prefix`, e.g.
+    /// `lambda("GET", "/2015-03-31/functions/f/configuration")`.
+    pub fn lambda(method: &str, path_prefix: &str) -> RequestMatch {
+        RequestMatch {
+            method: Some(method.to_string()),
+            path_prefix: Some(path_prefix.to_string()),
+            ..RequestMatch::default()
+        }
+    }
+
+    /// An AWS query (`Action=CreateRole`) or awsJson
+    /// (`X-Amz-Target: Logs_20140328.CreateLogGroup`) operation by name.
+    pub fn action(action: &str) -> RequestMatch {
+        RequestMatch {
+            target: Some(action.to_string()),
+            ..RequestMatch::default()
+        }
+    }
+
+    /// The same match, further restricted to paths ending with `suffix`.
+    pub fn with_path_suffix(mut self, suffix: &str) -> RequestMatch {
+        self.path_suffix = Some(suffix.to_string());
+        self
+    }
+
+    fn matches(&self, request: &RequestView<'_>) -> bool {
+        if let Some(method) = &self.method
+            && !method.eq_ignore_ascii_case(request.method)
+        {
+            return false;
+        }
+        if let Some(prefix) = &self.path_prefix
+            && !request
+                .paths()
+                .any(|path| path.starts_with(prefix.as_str()))
+        {
+            return false;
+        }
+        if let Some(suffix) = &self.path_suffix
+            && !request.paths().any(|path| path.ends_with(suffix.as_str()))
+        {
+            return false;
+        }
+        if let Some(target) = &self.target {
+            let by_header = request.amz_target.is_some_and(|header| {
+                header == target
+                    || header
+                        .rsplit_once('.')
+                        .is_some_and(|(_, operation)| operation == target)
+            });
+            if !by_header && request.action.as_deref() != Some(target.as_str()) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// A canned answer sent instead of moto's.
+///
+/// Without `forward_first` the request never reaches moto; with it, the
+/// request is forwarded, moto's answer awaited and discarded, and this one sent
+/// instead: the change happened, but the client sees this answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScriptedResponse {
+    /// The HTTP status code.
+    pub status: u16,
+    /// Response headers, in order; `x-amzn-RequestId` is added when missing.
+    pub headers: Vec<(String, String)>,
+    /// The response body.
+    pub body: String,
+    /// Forward the request first and discard moto's answer.
+    pub forward_first: bool,
+}
+
+impl ScriptedResponse {
+    /// An answer with the given status, headers and body, not forwarded.
+    pub fn new(status: u16, headers: Vec<(String, String)>, body: impl Into<String>) -> Self {
+        ScriptedResponse {
+            status,
+            headers,
+            body: body.into(),
+            forward_first: false,
+        }
+    }
+
+    /// A Lambda REST-JSON error, as Lambda spells it:
+    /// `lambda_error(409, "ResourceConflictException", "The operation cannot be performed at this time. ...")`.
+    pub fn lambda_error(status: u16, error_type: &str, message: &str) -> Self {
+        let body = serde_json::json!({ "Type": "User", "message": message }).to_string();
+        ScriptedResponse::new(
+            status,
+            vec![
+                ("x-amzn-ErrorType".to_string(), error_type.to_string()),
+                ("Content-Type".to_string(), "application/json".to_string()),
+            ],
+            body,
+        )
+    }
+
+    /// An awsJson 1.1 error (CloudWatch Logs, ECR, ...): `__type` and `message`.
+    pub fn json_error(status: u16, error_type: &str, message: &str) -> Self {
+        let body = serde_json::json!({ "__type": error_type, "message": message }).to_string();
+        ScriptedResponse::new(
+            status,
+            vec![
+                ("x-amzn-ErrorType".to_string(), error_type.to_string()),
+                (
+                    "Content-Type".to_string(),
+                    "application/x-amz-json-1.1".to_string(),
+                ),
+            ],
+            body,
+        )
+    }
+
+    /// An AWS query protocol error (IAM, STS) with a `Sender` fault type.
+    pub fn query_error(status: u16, code: &str, message: &str) -> Self {
+        let body = format!(
+            "<ErrorResponse><Error><Type>Sender</Type><Code>{}</Code>\
+             <Message>{}</Message></Error>\
+             <RequestId>fault-proxy</RequestId></ErrorResponse>",
+            xml_escape(code),
+            xml_escape(message)
+        );
+        ScriptedResponse::new(
+            status,
+            vec![("Content-Type".to_string(), "text/xml".to_string())],
+            body,
+        )
+    }
+
+    /// The same answer, sent after forwarding the request to moto.
+    pub fn after_forwarding(mut self) -> Self {
+        self.forward_first = true;
+        self
+    }
+
+    /// Panics (in the test that scripts it) unless the status and headers
+    /// are valid HTTP.
+    fn validate(&self) {
+        assert!(
+            StatusCode::from_u16(self.status).is_ok(),
+            "scripted status {} is not an HTTP status code",
+            self.status
+        );
+        for (name, value) in &self.headers {
+            assert!(
+                HeaderName::from_bytes(name.as_bytes()).is_ok()
+                    && HeaderValue::from_str(value).is_ok(),
+                "scripted header {name}: {value} is not a valid HTTP header"
+            );
+        }
+    }
+
+    fn to_response(&self) -> Response<ProxyBody> {
+        let mut response = Response::new(full(self.body.clone()));
+        *response.status_mut() =
+            StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let headers = response.headers_mut();
+        for (name, value) in &self.headers {
+            // Checked by `validate` when the script was added.
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(value),
+            ) {
+                headers.append(name, value);
+            }
+        }
+        let request_id = HeaderName::from_static("x-amzn-requestid");
+        if !headers.contains_key(&request_id) {
+            headers.insert(request_id, HeaderValue::from_static("fault-proxy"));
+        }
+        response
+    }
+}
+
 /// A running fault-injecting proxy on a loopback port.
 ///
 /// Dropping it stops the accept loop and closes all client connections.
@@ -158,6 +365,48 @@ impl FaultProxy {
         control.rates = rates;
         control.rng = StdRng::seed_from_u64(rates.seed);
     }
+
+    /// The next `times` requests matching `matcher` get `response` instead of
+    /// moto's answer.
+    pub fn script(&self, matcher: RequestMatch, response: ScriptedResponse, times: usize) {
+        response.validate();
+        self.add_script(matcher, Answer::Fixed(response), times);
+    }
+
+    /// Like [`FaultProxy::script`], but the answer is moto's own: the request
+    /// is forwarded and, when moto answers 2xx with a JSON object, the
+    /// top-level fields of `overrides` (a JSON object, e.g.
+    /// `{"State":"Pending","LastUpdateStatus":"InProgress"}`) replace or add
+    /// to its fields; the status and headers are relayed unchanged. Any other
+    /// answer (an error, a non-JSON body) is relayed as is, not counted as
+    /// scripted, and still uses up one of the `times`.
+    pub fn script_json_override(
+        &self,
+        matcher: RequestMatch,
+        overrides: serde_json::Value,
+        times: usize,
+    ) {
+        let serde_json::Value::Object(overrides) = overrides else {
+            panic!("script_json_override needs a JSON object, got {overrides}");
+        };
+        self.add_script(matcher, Answer::JsonOverride(overrides), times);
+    }
+
+    /// How many scripted answers were sent so far.
+    pub fn scripted_count(&self) -> u64 {
+        self.shared.control().scripted
+    }
+
+    fn add_script(&self, matcher: RequestMatch, answer: Answer, times: usize) {
+        if times == 0 {
+            return;
+        }
+        self.shared.control().scripts.push(Script {
+            matcher,
+            answer,
+            remaining: times,
+        });
+    }
 }
 
 impl Drop for FaultProxy {
@@ -184,10 +433,67 @@ enum Fault {
     DropAfter,
 }
 
+/// What a script answers with.
+#[derive(Clone, Debug)]
+enum Answer {
+    Fixed(ScriptedResponse),
+    JsonOverride(serde_json::Map<String, serde_json::Value>),
+}
+
+struct Script {
+    matcher: RequestMatch,
+    answer: Answer,
+    remaining: usize,
+}
+
+/// What a script matcher looks at in a request.
+struct RequestView<'a> {
+    method: &'a str,
+    path: &'a str,
+    decoded_path: String,
+    amz_target: Option<&'a str>,
+    action: Option<String>,
+}
+
+impl<'a> RequestView<'a> {
+    fn new(parts: &'a hyper::http::request::Parts, body: &[u8]) -> RequestView<'a> {
+        let path = parts.uri.path();
+        let form = parts
+            .headers
+            .get(CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| {
+                value
+                    .to_ascii_lowercase()
+                    .starts_with("application/x-www-form-urlencoded")
+            });
+        let action = form
+            .then(|| form_field(body, "Action"))
+            .flatten()
+            .or_else(|| form_field(parts.uri.query()?.as_bytes(), "Action"));
+        RequestView {
+            method: parts.method.as_str(),
+            path,
+            decoded_path: percent_decode(path.as_bytes(), false),
+            amz_target: parts
+                .headers
+                .get("x-amz-target")
+                .and_then(|value| value.to_str().ok()),
+            action,
+        }
+    }
+
+    fn paths(&self) -> impl Iterator<Item = &str> {
+        [self.path, self.decoded_path.as_str()].into_iter()
+    }
+}
+
 struct Control {
     rates: FaultRates,
     rng: StdRng,
     stats: FaultStats,
+    scripts: Vec<Script>,
+    scripted: u64,
 }
 
 impl Control {
@@ -196,7 +502,24 @@ impl Control {
             rates,
             rng: StdRng::seed_from_u64(rates.seed),
             stats: FaultStats::default(),
+            scripts: Vec::new(),
+            scripted: 0,
         }
+    }
+
+    /// The answer of the first live script matching `request`, using it up.
+    fn take_script(&mut self, request: &RequestView<'_>) -> Option<Answer> {
+        let index = self
+            .scripts
+            .iter()
+            .position(|script| script.remaining > 0 && script.matcher.matches(request))?;
+        let script = &mut self.scripts[index];
+        script.remaining -= 1;
+        let answer = script.answer.clone();
+        if script.remaining == 0 {
+            self.scripts.remove(index);
+        }
+        Some(answer)
     }
 }
 
@@ -262,13 +585,7 @@ impl Shared {
         &self,
         request: Request<Incoming>,
     ) -> Result<Response<ProxyBody>, CloseConnection> {
-        let fault = if request.uri().path().starts_with("/moto-api") {
-            None
-        } else {
-            let mut control = self.control();
-            let Control { rates, rng, .. } = &mut *control;
-            rates.draw(rng)
-        };
+        let control_api = request.uri().path().starts_with("/moto-api");
         let protocol = Protocol::of(&request);
         let (mut parts, body) = request.into_parts();
         // Read the whole request first, so a dropped connection always means
@@ -276,6 +593,20 @@ impl Shared {
         let body = match body.collect().await {
             Ok(collected) => collected.to_bytes(),
             Err(_) => return Err(CloseConnection),
+        };
+
+        let (script, fault) = if control_api {
+            (None, None)
+        } else {
+            let view = RequestView::new(&parts, &body);
+            let mut control = self.control();
+            match control.take_script(&view) {
+                Some(answer) => (Some(answer), None),
+                None => {
+                    let Control { rates, rng, .. } = &mut *control;
+                    (None, rates.draw(rng))
+                }
+            }
         };
 
         match fault {
@@ -292,6 +623,12 @@ impl Shared {
                 return Err(CloseConnection);
             }
             Some(Fault::DropAfter) | None => {}
+        }
+        if let Some(Answer::Fixed(response)) = &script
+            && !response.forward_first
+        {
+            self.control().scripted += 1;
+            return Ok(response.to_response());
         }
 
         let path_and_query = parts
@@ -323,6 +660,18 @@ impl Shared {
             self.control().stats.dropped_after += 1;
             return Err(CloseConnection);
         }
+        match script {
+            Some(Answer::Fixed(scripted)) => {
+                // Let the change happen upstream, then answer as scripted.
+                let _ = response.into_body().collect().await;
+                self.control().scripted += 1;
+                return Ok(scripted.to_response());
+            }
+            Some(Answer::JsonOverride(overrides)) => {
+                return Ok(self.override_json(response, &overrides).await);
+            }
+            None => {}
+        }
         self.control().stats.forwarded += 1;
         let (mut parts, body) = response.into_parts();
         // moto answers every request with `Connection: close`; relaying it
@@ -330,6 +679,98 @@ impl Shared {
         remove_hop_by_hop(&mut parts.headers);
         Ok(Response::from_parts(parts, body.boxed()))
     }
+}
+
+impl Shared {
+    /// Relays moto's `response` with the top-level fields of `overrides`
+    /// merged in, when it is a 2xx JSON object; unchanged otherwise.
+    async fn override_json(
+        &self,
+        response: Response<Incoming>,
+        overrides: &serde_json::Map<String, serde_json::Value>,
+    ) -> Response<ProxyBody> {
+        let (mut parts, body) = response.into_parts();
+        remove_hop_by_hop(&mut parts.headers);
+        let body = match body.collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(error) => {
+                let mut response = Response::new(full(format!(
+                    "fault proxy: upstream answer failed: {error}"
+                )));
+                *response.status_mut() = StatusCode::BAD_GATEWAY;
+                return response;
+            }
+        };
+        let parsed = if parts.status.is_success() {
+            serde_json::from_slice::<serde_json::Value>(&body).ok()
+        } else {
+            None
+        };
+        let body = match parsed {
+            Some(serde_json::Value::Object(mut object)) => {
+                for (key, value) in overrides {
+                    object.insert(key.clone(), value.clone());
+                }
+                self.control().scripted += 1;
+                // The body changes length; hyper sets the new one.
+                parts.headers.remove(CONTENT_LENGTH);
+                Bytes::from(serde_json::Value::Object(object).to_string())
+            }
+            _ => {
+                self.control().stats.forwarded += 1;
+                body
+            }
+        };
+        Response::from_parts(parts, full(body))
+    }
+}
+
+/// The value of the first `name=value` pair named `name` in a
+/// `application/x-www-form-urlencoded` string, decoded.
+fn form_field(form: &[u8], name: &str) -> Option<String> {
+    form.split(|&byte| byte == b'&').find_map(|pair| {
+        let (key, value) = match pair.iter().position(|&byte| byte == b'=') {
+            Some(at) => (&pair[..at], &pair[at + 1..]),
+            None => (pair, &[][..]),
+        };
+        (percent_decode(key, true) == name).then(|| percent_decode(value, true))
+    })
+}
+
+/// Decodes `%XX` escapes (and `+` as a space in forms); invalid escapes and
+/// bytes stay as they are.
+fn percent_decode(input: &[u8], plus_is_space: bool) -> String {
+    let hex = |byte: u8| (byte as char).to_digit(16);
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while i < input.len() {
+        let byte = input[i];
+        if byte == b'%'
+            && let (Some(high), Some(low)) = (
+                input.get(i + 1).copied().and_then(hex),
+                input.get(i + 2).copied().and_then(hex),
+            )
+        {
+            // Two hex digits make at most 0xff.
+            out.push((high * 16 + low) as u8);
+            i += 3;
+            continue;
+        }
+        out.push(if plus_is_space && byte == b'+' {
+            b' '
+        } else {
+            byte
+        });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// The wire protocol of a request, which decides how a fault is spelled.

@@ -9,5 +9,5 @@
 mod fault_proxy;
 mod moto;
 
-pub use fault_proxy::{FaultProxy, FaultRates, FaultStats};
-pub use moto::{sdk_config_for, LocalAws, TEST_ACCOUNT, TEST_REGION};
+pub use fault_proxy::{FaultProxy, FaultRates, FaultStats, RequestMatch, ScriptedResponse};
+pub use moto::{LocalAws, TEST_ACCOUNT, TEST_REGION, sdk_config_for};

@@ -1,12 +1,14 @@
 //! The fault proxy against a real moto server: transparent at rate 0, each
-//! fault spelled so the SDK classifies it as real AWS failures would be, and
-//! the SDK's standard retry converging through a mix of all of them.
+//! fault spelled so the SDK classifies it as real AWS failures would be, the
+//! SDK's standard retry converging through a mix of all of them, and scripted
+//! answers imitating AWS behaviour moto lacks.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use aws_config::SdkConfig;
 use aws_config::retry::{ErrorKind, RetryConfig};
+use aws_sdk_lambda::types::{FunctionCode, LastUpdateStatus, PackageType, State};
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
@@ -14,7 +16,10 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
-use test_harness::{FaultProxy, FaultRates, FaultStats, LocalAws, sdk_config_for};
+use serde_json::json;
+use test_harness::{
+    FaultProxy, FaultRates, FaultStats, LocalAws, RequestMatch, ScriptedResponse, sdk_config_for,
+};
 
 const ASSUME_ROLE_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
 
@@ -599,4 +604,402 @@ async fn keep_alive_concurrency_and_shutdown() {
         .unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
+
+const IMAGE_URI: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/x:1";
+const ROLE_NOT_ASSUMABLE: &str = "The role defined for the function cannot be assumed by Lambda.";
+
+/// Creates the execution role a function needs and returns its ARN.
+async fn lambda_role(config: &SdkConfig, name: &str) -> String {
+    let created = aws_sdk_iam::Client::new(config)
+        .create_role()
+        .role_name(name)
+        .assume_role_policy_document(ASSUME_ROLE_POLICY)
+        .send()
+        .await
+        .unwrap();
+    created.role().unwrap().arn().to_string()
+}
+
+async fn create_image_function(
+    lambda: &aws_sdk_lambda::Client,
+    name: &str,
+    role_arn: &str,
+) -> Result<
+    aws_sdk_lambda::operation::create_function::CreateFunctionOutput,
+    SdkError<aws_sdk_lambda::operation::create_function::CreateFunctionError, HttpResponse>,
+> {
+    lambda
+        .create_function()
+        .function_name(name)
+        .role(role_arn)
+        .package_type(PackageType::Image)
+        .code(FunctionCode::builder().image_uri(IMAGE_URI).build())
+        .send()
+        .await
+}
+
+#[tokio::test]
+async fn scripted_lambda_error_then_the_real_answer() {
+    let aws = LocalAws::start().await;
+    let proxy = FaultProxy::start(aws.addr(), FaultRates::default()).await;
+    let config = config(&proxy, RetryConfig::disabled()).await;
+    let role_arn = lambda_role(&config, "fresh-role").await;
+    let lambda = aws_sdk_lambda::Client::new(&config);
+
+    // A role just created is not assumable by Lambda for a few seconds.
+    proxy.script(
+        RequestMatch::lambda("POST", "/2015-03-31/functions"),
+        ScriptedResponse::lambda_error(400, "InvalidParameterValueException", ROLE_NOT_ASSUMABLE),
+        2,
+    );
+    for attempt in 1..=2 {
+        let error = create_image_function(&lambda, "scripted", &role_arn)
+            .await
+            .unwrap_err();
+        assert_service_error(&error, 400, "InvalidParameterValueException");
+        assert!(
+            error
+                .as_service_error()
+                .unwrap()
+                .is_invalid_parameter_value_exception(),
+            "attempt {attempt}: {error:?}"
+        );
+        assert_eq!(error.message(), Some(ROLE_NOT_ASSUMABLE));
+        assert_eq!(proxy.scripted_count(), attempt);
+    }
+    // The scripted answers never reached moto.
+    let direct = aws_sdk_lambda::Client::new(&aws.sdk_config().await);
+    let missing = direct
+        .get_function()
+        .function_name("scripted")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        missing
+            .as_service_error()
+            .is_some_and(|e| e.is_resource_not_found_exception()),
+        "{missing:?}"
+    );
+
+    let created = create_image_function(&lambda, "scripted", &role_arn)
+        .await
+        .unwrap();
+    assert_eq!(created.function_name(), Some("scripted"));
+    assert_eq!(created.package_type(), Some(&PackageType::Image));
+    assert_eq!(proxy.scripted_count(), 2);
+    // create_role and the successful create_function.
+    assert_eq!(proxy.stats().forwarded, 2);
+}
+
+#[tokio::test]
+async fn json_override_reports_pending_then_the_real_state() {
+    let aws = LocalAws::start().await;
+    let proxy = FaultProxy::start(aws.addr(), FaultRates::default()).await;
+    let config = config(&proxy, RetryConfig::disabled()).await;
+    let role_arn = lambda_role(&config, "pending-role").await;
+    let lambda = aws_sdk_lambda::Client::new(&config);
+    create_image_function(&lambda, "pending", &role_arn)
+        .await
+        .unwrap();
+
+    proxy.script_json_override(
+        RequestMatch::lambda("GET", "/2015-03-31/functions/pending/configuration"),
+        json!({"State": "Pending", "LastUpdateStatus": "InProgress"}),
+        2,
+    );
+    for call in 1..=2 {
+        let configuration = lambda
+            .get_function_configuration()
+            .function_name("pending")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(configuration.state(), Some(&State::Pending), "call {call}");
+        assert_eq!(
+            configuration.last_update_status(),
+            Some(&LastUpdateStatus::InProgress)
+        );
+        // Everything else is moto's own answer.
+        assert_eq!(configuration.function_name(), Some("pending"));
+        assert_eq!(configuration.role(), Some(role_arn.as_str()));
+        assert_eq!(proxy.scripted_count(), call);
+
+        // GetFunction shares the path prefix but not the script.
+        let function = lambda
+            .get_function()
+            .function_name("pending")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            function.configuration().unwrap().state(),
+            Some(&State::Active)
+        );
+    }
+
+    let configuration = lambda
+        .get_function_configuration()
+        .function_name("pending")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(configuration.state(), Some(&State::Active));
+    assert_eq!(proxy.scripted_count(), 2);
+
+    // An error answer is relayed as is and not counted as scripted.
+    proxy.script_json_override(
+        RequestMatch::lambda("GET", "/2015-03-31/functions/absent/configuration"),
+        json!({"State": "Pending"}),
+        1,
+    );
+    let error = lambda
+        .get_function_configuration()
+        .function_name("absent")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        error
+            .as_service_error()
+            .is_some_and(|e| e.is_resource_not_found_exception()),
+        "{error:?}"
+    );
+    assert_eq!(proxy.scripted_count(), 2);
+}
+
+#[tokio::test]
+async fn forward_first_applies_the_change_but_answers_the_script() {
+    let aws = LocalAws::start().await;
+    let proxy = FaultProxy::start(aws.addr(), FaultRates::default()).await;
+    let config = config(&proxy, RetryConfig::disabled()).await;
+    let role_arn = lambda_role(&config, "conflict-role").await;
+    let lambda = aws_sdk_lambda::Client::new(&config);
+    let created = create_image_function(&lambda, "conflict", &role_arn)
+        .await
+        .unwrap();
+    let arn = created.function_arn().unwrap().to_string();
+    let before = proxy.stats();
+
+    let message = format!(
+        "The operation cannot be performed at this time. \
+         An update is in progress for resource: {arn}"
+    );
+    proxy.script(
+        RequestMatch::lambda("PUT", "/2015-03-31/functions/conflict/configuration"),
+        ScriptedResponse::lambda_error(409, "ResourceConflictException", &message)
+            .after_forwarding(),
+        1,
+    );
+    let error = lambda
+        .update_function_configuration()
+        .function_name("conflict")
+        .memory_size(512)
+        .send()
+        .await
+        .unwrap_err();
+    assert_service_error(&error, 409, "ResourceConflictException");
+    assert!(
+        error
+            .as_service_error()
+            .unwrap()
+            .is_resource_conflict_exception()
+    );
+    assert_eq!(error.message(), Some(message.as_str()));
+    assert_eq!(proxy.scripted_count(), 1);
+    assert_eq!(proxy.stats(), before, "a scripted answer is no fault");
+
+    // The change happened in moto all the same.
+    let direct = aws_sdk_lambda::Client::new(&aws.sdk_config().await);
+    let configuration = direct
+        .get_function_configuration()
+        .function_name("conflict")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(configuration.memory_size(), Some(512));
+}
+
+#[tokio::test]
+async fn scripts_match_by_action_in_order_and_before_faults() {
+    let aws = LocalAws::start().await;
+    let proxy = FaultProxy::start(aws.addr(), FaultRates::default()).await;
+    let config = config(&proxy, RetryConfig::disabled()).await;
+    let iam = aws_sdk_iam::Client::new(&config);
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&config);
+
+    // The query protocol's Action form field.
+    proxy.script(
+        RequestMatch::action("CreateRole"),
+        ScriptedResponse::query_error(409, "EntityAlreadyExists", "Role with name x exists."),
+        1,
+    );
+    let error = iam
+        .create_role()
+        .role_name("scripted")
+        .assume_role_policy_document(ASSUME_ROLE_POLICY)
+        .send()
+        .await
+        .unwrap_err();
+    assert_service_error(&error, 409, "EntityAlreadyExists");
+    assert!(
+        error
+            .as_service_error()
+            .unwrap()
+            .is_entity_already_exists_exception()
+    );
+    assert!(
+        aws_sdk_iam::Client::new(&aws.sdk_config().await)
+            .get_role()
+            .role_name("scripted")
+            .send()
+            .await
+            .is_err(),
+        "a script without forward_first never reaches moto"
+    );
+
+    // The awsJson X-Amz-Target header, by operation or in full.
+    proxy.script(
+        RequestMatch::action("CreateLogGroup"),
+        ScriptedResponse::json_error(
+            400,
+            "OperationAbortedException",
+            "Multiple requests to modify the same resource were in conflict.",
+        ),
+        1,
+    );
+    proxy.script(
+        RequestMatch {
+            target: Some("Logs_20140328.DescribeLogGroups".to_string()),
+            ..RequestMatch::default()
+        },
+        ScriptedResponse::json_error(400, "ServiceUnavailableException", "try later"),
+        1,
+    );
+    let error = logs
+        .create_log_group()
+        .log_group_name("/scripted")
+        .send()
+        .await
+        .unwrap_err();
+    assert_service_error(&error, 400, "OperationAbortedException");
+    let error = logs.describe_log_groups().send().await.unwrap_err();
+    assert_service_error(&error, 400, "ServiceUnavailableException");
+    assert!(logs.describe_log_groups().send().await.is_ok());
+    assert_eq!(proxy.scripted_count(), 3);
+
+    // Scripts in the order they were added, each for its count, and ahead of
+    // the random faults.
+    proxy.set_rates(only("throttle"));
+    proxy.script(
+        RequestMatch::action("ListRoles"),
+        ScriptedResponse::query_error(403, "AccessDenied", "first"),
+        1,
+    );
+    proxy.script(
+        RequestMatch::action("ListRoles"),
+        ScriptedResponse::query_error(400, "ServiceFailure", "second"),
+        2,
+    );
+    let mut codes = Vec::new();
+    for _ in 0..4 {
+        let error = iam.list_roles().send().await.unwrap_err();
+        codes.push(error.code().unwrap().to_string());
+    }
+    assert_eq!(
+        codes,
+        [
+            "AccessDenied",
+            "ServiceFailure",
+            "ServiceFailure",
+            "Throttling"
+        ]
+    );
+    assert_eq!(proxy.scripted_count(), 6);
+    assert_eq!(proxy.stats().throttled, 1);
+}
+
+#[tokio::test]
+async fn script_paths_ignore_the_query_and_percent_encoding() {
+    let aws = LocalAws::start().await;
+    let proxy = FaultProxy::start(aws.addr(), FaultRates::default()).await;
+    let conflict =
+        || ScriptedResponse::lambda_error(409, "ResourceConflictException", "update in progress");
+
+    proxy.script(
+        RequestMatch::lambda("GET", "/2015-03-31/functions/f/configuration"),
+        conflict(),
+        1,
+    );
+    let answer = raw(
+        proxy.addr(),
+        "GET",
+        "/2015-03-31/functions/f/configuration?Qualifier=%24LATEST",
+        None,
+        "",
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer.0, 409);
+    assert_eq!(answer.1.as_deref(), Some("ResourceConflictException"));
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&answer.2).unwrap(),
+        json!({"Type": "User", "message": "update in progress"})
+    );
+
+    // A function ARN matches percent-encoded.
+    proxy.script(
+        RequestMatch::lambda(
+            "get",
+            "/2015-03-31/functions/arn:aws:lambda:us-east-1:123456789012:function:g",
+        )
+        .with_path_suffix("/configuration"),
+        conflict(),
+        1,
+    );
+    let arn_path =
+        "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A123456789012%3Afunction%3Ag";
+    // Neither the wrong method nor the wrong suffix matches.
+    let other = raw(
+        proxy.addr(),
+        "PUT",
+        &format!("{arn_path}/configuration"),
+        None,
+        "",
+    )
+    .await
+    .unwrap();
+    assert_ne!(other.0, 409, "{other:?}");
+    let other = raw(proxy.addr(), "GET", arn_path, None, "").await.unwrap();
+    assert_ne!(other.0, 409, "{other:?}");
+    let answer = raw(
+        proxy.addr(),
+        "GET",
+        &format!("{arn_path}/configuration"),
+        None,
+        "",
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer.0, 409);
+    assert_eq!(proxy.scripted_count(), 2);
+
+    // An exhausted script no longer matches; moto's control API never does.
+    let answer = raw(
+        proxy.addr(),
+        "GET",
+        &format!("{arn_path}/configuration"),
+        None,
+        "",
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer.0, 404, "{answer:?}");
+    proxy.script(RequestMatch::default(), conflict(), 1);
+    let control = raw(proxy.addr(), "GET", "/moto-api/", None, "")
+        .await
+        .unwrap();
+    assert_eq!(control.0, 200);
+    assert_eq!(proxy.scripted_count(), 2);
 }
