@@ -1,0 +1,182 @@
+"""Runs the new functions and the old scikit-learn pipeline side by side.
+
+Measures single-event scoring latency, /detect throughput over HTTP, training time and
+peak memory per data size, and cold start (process start to first /detect answer with
+the model loaded from S3, served by a local moto_server). Prints a table with ratios
+(old / new: above 1 means the new functions are faster or smaller).
+"""
+import argparse
+import http.client
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+REL = os.path.join(ROOT, "target", "release")
+TRAINING = os.path.join(REL, "training")
+DETECTION = os.path.join(REL, "detection")
+SCORE = os.path.join(REL, "examples", "score_latency")
+LOAD = os.path.join(REL, "examples", "http_load")
+OLD = [sys.executable, os.path.join(HERE, "old_pipeline.py")]
+OLD_EVENT = {"eventName": "DeleteConfigRule", "awsRegion": "us-east-1", "sourceIPAddress": "192.168.1.100",
+             "userAgent": "curl/7.68.0", "recipientAccountId": 999999999999, "p_event_time": "2024-06-27 03:15:22"}
+
+
+def measured(cmd, env=None):
+    """Runs cmd; returns (seconds, peak RSS in MiB, stdout)."""
+    t = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env)
+    out = p.stdout.read()
+    _, status, usage = os.wait4(p.pid, 0)
+    elapsed = time.perf_counter() - t
+    if status != 0:
+        sys.exit(f"{cmd} failed with status {status}")
+    return elapsed, usage.ru_maxrss / 1024.0, out.decode()
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def start_server(cmd, env=None):
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env)
+    line = p.stdout.readline().decode().strip()
+    if not line.startswith("listening on http://"):
+        p.kill()
+        sys.exit(f"{cmd} did not start: {line!r}")
+    return p, line[len("listening on "):]
+
+
+def stop(p):
+    p.kill()
+    p.wait()
+
+
+def post_ok(port, body):
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        c.request("POST", "/detect", body, {"Content-Type": "application/json"})
+        ok = c.getresponse().status == 200
+        c.close()
+        return ok
+    except OSError:
+        return False
+
+
+def cold_start(cmd, port, env, runs=3):
+    body = json.dumps(OLD_EVENT)
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env=env)
+        while not post_ok(port, body):
+            if p.poll() is not None:
+                sys.exit(f"{cmd} exited during cold start")
+            if time.perf_counter() - t > 120:
+                stop(p)
+                sys.exit(f"{cmd} did not answer within 120 s")
+            time.sleep(0.005)
+        times.append(time.perf_counter() - t)
+        stop(p)
+    return statistics.median(times)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="100000,1000000")
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--connections", type=int, default=8)
+    args = ap.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    work = tempfile.mkdtemp(prefix="anomaly-bench-")
+    rows = []  # (metric, new, old, unit, lower_is_better)
+    models = {}
+    for n in sizes:
+        data = os.path.join(work, f"events_{n}.jsonl")
+        subprocess.run([TRAINING, "generate", "--count", str(n), "--seed", "1", "--out", data], check=True)
+        new_model = os.path.join(work, f"model_{n}.json")
+        old_model = os.path.join(work, f"model_{n}.pkl")
+        t_new, m_new, _ = measured([TRAINING, "train", "--source", f"file:{data}", "--out", new_model, "--min-events", "1"])
+        t_old, m_old, _ = measured(OLD + ["train", data, old_model])
+        rows.append((f"training time, {n:,} events", t_new, t_old, "s", True))
+        rows.append((f"training peak memory, {n:,} events", m_new, m_old, "MiB", True))
+        models[n] = (data, new_model, old_model)
+        print(f"trained on {n:,}: new {t_new:.2f}s {m_new:.0f}MiB, old {t_old:.2f}s {m_old:.0f}MiB", flush=True)
+
+    data, new_model, old_model = models[sizes[0]]
+    new_lat = json.loads(subprocess.run([SCORE, new_model, data, "20000"], check=True, capture_output=True).stdout)
+    old_lat = json.loads(subprocess.run(OLD + ["latency", old_model, data, "2000"], check=True, capture_output=True).stdout)
+    rows.append(("single-event scoring latency, p50", new_lat["p50_us"], old_lat["p50_us"], "µs", True))
+    rows.append(("single-event scoring latency, p99", new_lat["p99_us"], old_lat["p99_us"], "µs", True))
+
+    body = os.path.join(work, "event.json")
+    with open(body, "w") as f:
+        json.dump(OLD_EVENT, f)
+    results = {}
+    for name, cmd in [("new", [DETECTION, "serve", "--port", "0", "--model-file", new_model]),
+                      ("old", OLD + ["serve", old_model, "0"])]:
+        p, url = start_server(cmd)
+        out = subprocess.run([LOAD, url + "/detect", body, str(args.connections), str(args.seconds)],
+                             check=True, capture_output=True).stdout
+        stop(p)
+        results[name] = json.loads(out)
+        print(f"{name} /detect: {results[name]}", flush=True)
+    rows.append(("/detect throughput", results["new"]["rps"], results["old"]["rps"], "req/s", False))
+    rows.append(("/detect latency under load, p50", results["new"]["p50_us"] / 1000, results["old"]["p50_us"] / 1000, "ms", True))
+
+    # Cold start with the model in S3 (moto).
+    moto_port = free_port()
+    moto = subprocess.Popen(["moto_server", "-H", "127.0.0.1", "-p", str(moto_port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        endpoint = f"http://127.0.0.1:{moto_port}"
+        env = dict(os.environ, AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
+                   AWS_REGION="us-east-1", AWS_DEFAULT_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true")
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", moto_port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        import boto3
+
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                          aws_access_key_id="bench", aws_secret_access_key="bench")
+        s3.create_bucket(Bucket="bench")
+        subprocess.run([TRAINING, "train", "--source", f"file:{data}", "--bucket", "bench", "--min-events", "1"],
+                       check=True, env=env, stdout=subprocess.DEVNULL)
+        with open(old_model, "rb") as f:
+            s3.put_object(Bucket="bench", Key="old/model.pkl", Body=f.read())
+        port = free_port()
+        new_env = dict(env, MODEL_BUCKET="bench")
+        c_new = cold_start([DETECTION, "serve", "--port", str(port)], port, new_env)
+        c_old = cold_start(OLD + ["serve", "s3://bench/old/model.pkl", str(port)], port, env)
+        rows.append(("cold start to first /detect answer (model from S3)", c_new * 1000, c_old * 1000, "ms", True))
+    finally:
+        stop(moto)
+
+    print()
+    print(f"| metric | new (Rust) | old (Python, scikit-learn) | old / new |")
+    print(f"| --- | ---: | ---: | ---: |")
+    for metric, new, old, unit, lower in rows:
+        ratio = old / new if lower else new / old
+        print(f"| {metric} | {new:,.1f} {unit} | {old:,.1f} {unit} | {ratio:,.1f}x |")
+    print()
+    print("Ratios are expressed as the new functions' advantage: old/new for times and memory, new/old for throughput.")
+    with open(os.path.join(work, "results.json"), "w") as f:
+        json.dump(rows, f, indent=1)
+    print(f"work files: {work}")
+
+
+if __name__ == "__main__":
+    main()
