@@ -13,6 +13,7 @@
 use chrono::{DateTime, Datelike, NaiveDateTime, Timelike, Utc};
 use serde_json::{Map, Value as Json};
 use std::fmt;
+use std::sync::Arc;
 
 /// The textual token that stands for a missing or malformed value in frequency tables.
 pub const MISSING: &str = "<missing>";
@@ -21,7 +22,7 @@ pub const MISSING: &str = "<missing>";
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Value {
     /// The field was present and well formed.
-    Present(String),
+    Present(Arc<str>),
     /// The field was absent, null, empty or malformed.
     Missing,
 }
@@ -152,6 +153,52 @@ impl Event {
     }
 }
 
+/// Shares equal strings between events, so that a large training set holds each
+/// distinct value once.
+#[derive(Debug, Default)]
+pub struct Interner {
+    seen: std::collections::HashSet<Arc<str>>,
+}
+
+impl Interner {
+    fn value(&mut self, v: &mut Value) {
+        if let Value::Present(s) = v {
+            match self.seen.get(s) {
+                Some(shared) => *s = shared.clone(),
+                None => {
+                    self.seen.insert(s.clone());
+                }
+            }
+        }
+    }
+
+    /// Replaces the event's strings with shared copies.
+    pub fn intern(&mut self, mut e: Event) -> Event {
+        for v in [
+            &mut e.event_name,
+            &mut e.event_source,
+            &mut e.aws_region,
+            &mut e.source_ip,
+            &mut e.user_agent,
+            &mut e.account_id,
+            &mut e.identity_type,
+        ] {
+            self.value(v);
+        }
+        e
+    }
+
+    /// Number of distinct strings held.
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// Whether no string is held.
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+}
+
 /// Finds a key exactly, then ignoring ASCII case.
 fn lookup<'a>(obj: &'a Map<String, Json>, key: &str) -> Option<&'a Json> {
     obj.get(key)
@@ -170,7 +217,7 @@ fn field(obj: &Map<String, Json>, key: &str) -> Value {
 /// A string field: a non-empty string after trimming. Anything else is malformed.
 fn text(v: &Json) -> Value {
     match v {
-        Json::String(s) if !s.trim().is_empty() => Value::Present(s.trim().to_string()),
+        Json::String(s) if !s.trim().is_empty() => Value::Present(s.trim().into()),
         _ => Value::Missing,
     }
 }
@@ -204,7 +251,7 @@ fn account(v: &Json) -> Value {
     if digits.len() > 12 {
         return Value::Missing;
     }
-    Value::Present(format!("{digits:0>12}"))
+    Value::Present(format!("{digits:0>12}").into())
 }
 
 /// Parses Panther's `YYYY-MM-DD HH:MM:SS[.fff]` (UTC) or RFC 3339.

@@ -57,14 +57,14 @@ pub const DAYS: [&str; 7] = [
 /// The categorical values of an event, in [`CATEGORICAL_FIELDS`] order.
 pub fn categorical_values(e: &Event) -> [Value; 10] {
     let hour = match e.hour() {
-        Some(h) => Value::Present(format!("{h:02}")),
+        Some(h) => Value::Present(format!("{h:02}").into()),
         None => Value::Missing,
     };
     let day = match e.weekday() {
-        Some(d) => Value::Present(DAYS[d as usize].to_string()),
+        Some(d) => Value::Present(DAYS[d as usize].into()),
         None => Value::Missing,
     };
-    let ua_hour = Value::Present(format!("{}@{}", e.user_agent.key(), hour.key()));
+    let ua_hour = Value::Present(format!("{}@{}", e.user_agent.key(), hour.key()).into());
     [
         e.event_name.clone(),
         e.event_source.clone(),
@@ -151,13 +151,11 @@ pub fn count_values<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<Freq
     for e in events {
         for (table, v) in tables.iter_mut().zip(categorical_values(e)) {
             table.total += 1;
-            match v {
-                Value::Present(s) => *table.counts.entry(s).or_insert(0) += 1,
-                Value::Missing => {
-                    *table
-                        .counts
-                        .entry(crate::event::MISSING.to_string())
-                        .or_insert(0) += 1
+            let key = v.key();
+            match table.counts.get_mut(key) {
+                Some(c) => *c += 1,
+                None => {
+                    table.counts.insert(key.to_string(), 1);
                 }
             }
         }

@@ -24,10 +24,10 @@ fn every_sample_record_parses_and_keeps_what_it_has() {
         // What is there is kept, verbatim.
         assert_eq!(
             e.event_name,
-            Value::Present(r["eventName"].as_str().unwrap().to_string())
+            Value::Present(r["eventName"].as_str().unwrap().into())
         );
         match r.get("awsRegion").and_then(Json::as_str) {
-            Some(region) => assert_eq!(e.aws_region, Value::Present(region.to_string())),
+            Some(region) => assert_eq!(e.aws_region, Value::Present(region.into())),
             None => assert!(e.aws_region.is_missing()),
         }
         match r.get("userAgent").and_then(Json::as_str) {
@@ -35,7 +35,7 @@ fn every_sample_record_parses_and_keeps_what_it_has() {
             _ => assert!(e.user_agent.is_missing()),
         }
         match r.pointer("/userIdentity/type").and_then(Json::as_str) {
-            Some(t) => assert_eq!(e.identity_type, Value::Present(t.to_string())),
+            Some(t) => assert_eq!(e.identity_type, Value::Present(t.into())),
             None => {
                 missing_identity += 1;
                 assert!(e.identity_type.is_missing())
@@ -46,11 +46,11 @@ fn every_sample_record_parses_and_keeps_what_it_has() {
                 Json::String(s)
                     if !s.is_empty() && s.len() <= 12 && s.bytes().all(|b| b.is_ascii_digit()) =>
                 {
-                    assert_eq!(e.account_id, Value::Present(format!("{s:0>12}")))
+                    assert_eq!(e.account_id, Value::Present(format!("{s:0>12}").into()))
                 }
                 Json::Number(n) => assert_eq!(
                     e.account_id,
-                    Value::Present(format!("{:012}", n.as_f64().unwrap() as u64))
+                    Value::Present(format!("{:012}", n.as_f64().unwrap() as u64).into())
                 ),
                 // "redacted" and other non-numbers are malformed: missing.
                 _ => assert!(e.account_id.is_missing(), "{acct}"),

@@ -10,10 +10,18 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-async fn worker(addr: String, path: String, body: Arc<Vec<u8>>, stop: Arc<AtomicBool>) -> (Vec<f64>, usize) {
+async fn worker(
+    addr: String,
+    path: String,
+    body: Arc<Vec<u8>>,
+    stop: Arc<AtomicBool>,
+) -> (Vec<f64>, usize) {
     let mut lat = Vec::new();
     let mut errors = 0;
-    let head = format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len());
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
     'conn: while !stop.load(Ordering::Relaxed) {
         let Ok(s) = TcpStream::connect(&addr).await else {
             errors += 1;
@@ -77,13 +85,25 @@ async fn main() {
         std::process::exit(2);
     }
     let url = args[1].strip_prefix("http://").expect("http:// URL");
-    let (addr, path) = url.split_once('/').map(|(a, p)| (a.to_string(), format!("/{p}"))).unwrap_or((url.to_string(), "/".into()));
+    let (addr, path) = url
+        .split_once('/')
+        .map(|(a, p)| (a.to_string(), format!("/{p}")))
+        .unwrap_or((url.to_string(), "/".into()));
     let body = Arc::new(std::fs::read(&args[2]).expect("body file"));
     let conns: usize = args[3].parse().unwrap();
     let secs: f64 = args[4].parse().unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
-    let tasks: Vec<_> = (0..conns).map(|_| tokio::spawn(worker(addr.clone(), path.clone(), body.clone(), stop.clone()))).collect();
+    let tasks: Vec<_> = (0..conns)
+        .map(|_| {
+            tokio::spawn(worker(
+                addr.clone(),
+                path.clone(),
+                body.clone(),
+                stop.clone(),
+            ))
+        })
+        .collect();
     tokio::time::sleep(Duration::from_secs_f64(secs)).await;
     stop.store(true, Ordering::Relaxed);
     let mut lat = Vec::new();
@@ -95,7 +115,13 @@ async fn main() {
     }
     let elapsed = start.elapsed().as_secs_f64();
     lat.sort_by(f64::total_cmp);
-    let pct = |p: f64| if lat.is_empty() { 0.0 } else { lat[((lat.len() - 1) as f64 * p) as usize] };
+    let pct = |p: f64| {
+        if lat.is_empty() {
+            0.0
+        } else {
+            lat[((lat.len() - 1) as f64 * p) as usize]
+        }
+    };
     println!(
         "{}",
         serde_json::json!({"requests": lat.len(), "rps": lat.len() as f64 / elapsed, "p50_us": pct(0.5), "p99_us": pct(0.99), "errors": errors, "connections": conns})

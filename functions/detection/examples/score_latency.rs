@@ -14,7 +14,12 @@ fn main() {
         std::process::exit(2);
     }
     let model = Model::from_json(&std::fs::read(&args[1]).expect("model file")).expect("model");
-    let lines: Vec<String> = std::fs::read_to_string(&args[2]).expect("events").lines().take(1000).map(str::to_string).collect();
+    let lines: Vec<String> = std::fs::read_to_string(&args[2])
+        .expect("events")
+        .lines()
+        .take(1000)
+        .map(str::to_string)
+        .collect();
     let n: usize = args[3].parse().expect("iterations");
     let mut times = Vec::with_capacity(n);
     let mut anomalies = 0usize;

@@ -63,12 +63,13 @@ pub struct Loaded {
     pub skipped: usize,
     /// Files or pages read.
     pub files: usize,
+    interner: anomaly::event::Interner,
 }
 
 impl Loaded {
     fn push_value(&mut self, v: &Json) {
         match Event::from_json_unwrapping(v) {
-            Ok(e) => self.events.push(e),
+            Ok(e) => self.events.push(self.interner.intern(e)),
             Err(_) => self.skipped += 1,
         }
     }
@@ -126,35 +127,46 @@ fn maybe_gunzip(bytes: &[u8]) -> std::io::Result<std::borrow::Cow<'_, [u8]>> {
     }
 }
 
-/// Reads a local file.
+/// Reads a local file: JSON Lines are streamed a line at a time (a line may also be a
+/// whole CloudTrail document); any other file is read as one document.
 pub fn read_file(path: &Path) -> anyhow::Result<Loaded> {
-    let bytes =
-        std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let open = || {
+        std::fs::File::open(path)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))
+    };
     let mut loaded = Loaded {
         files: 1,
         ..Default::default()
     };
-    if bytes.starts_with(&[0x1f, 0x8b]) {
-        loaded.push_document(&bytes);
-        return Ok(loaded);
-    }
-    // JSON Lines are streamed line by line to keep memory flat on large files.
-    let first = bytes.iter().find(|b| !b.is_ascii_whitespace()).copied();
-    let is_document = first == Some(b'[')
-        || (first == Some(b'{') && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_ok());
-    if is_document {
-        loaded.push_document(&bytes);
-    } else {
-        for line in bytes.split(|&b| b == b'\n') {
+    let mut magic = [0u8; 2];
+    let gzipped = open()?.read(&mut magic)? == 2 && magic == [0x1f, 0x8b];
+    if !gzipped {
+        let mut reader = BufReader::with_capacity(1 << 20, open()?);
+        let mut line = Vec::new();
+        let mut first = true;
+        loop {
+            line.clear();
+            if reader.read_until(b'\n', &mut line)? == 0 {
+                return Ok(loaded);
+            }
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            match serde_json::from_slice::<Json>(line) {
-                Ok(v) => loaded.push_value(&v),
+            match serde_json::from_slice::<Json>(&line) {
+                Ok(v) => match v.get("Records").and_then(Json::as_array) {
+                    Some(records) => records.iter().for_each(|r| loaded.push_value(r)),
+                    None => loaded.push_value(&v),
+                },
+                // Not JSON Lines: a document spread over several lines.
+                Err(_) if first => break,
                 Err(_) => loaded.skipped += 1,
             }
+            first = false;
         }
     }
+    let bytes =
+        std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    loaded.push_document(&bytes);
     Ok(loaded)
 }
 
@@ -243,6 +255,23 @@ mod tests {
         assert_eq!("panther".parse(), Ok(Source::Panther));
         assert!("ftp://x".parse::<Source>().is_err());
         assert!("file:".parse::<Source>().is_err());
+    }
+
+    #[test]
+    fn files_of_each_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let pretty = dir.path().join("trail.json");
+        let doc = serde_json::json!({"Records": [{"eventName": "A"}, {"eventName": "B"}]});
+        std::fs::write(&pretty, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+        let l = read_file(&pretty).unwrap();
+        assert_eq!((l.events.len(), l.skipped), (2, 0));
+        let lines = dir.path().join("events.jsonl");
+        std::fs::write(&lines, "{\"eventName\": \"A\"}\n{\"Records\": [{\"eventName\": \"B\"}]}\n{oops\n{\"eventName\": \"A\"}").unwrap();
+        let l = read_file(&lines).unwrap();
+        assert_eq!((l.events.len(), l.skipped), (3, 1));
+        // Equal strings are shared between events.
+        assert_eq!(l.interner.len(), 2);
+        assert!(read_file(&dir.path().join("absent")).is_err());
     }
 
     #[test]
