@@ -10,7 +10,7 @@ use controller::plan::Action;
 use serde_json::Value;
 use test_harness::LocalAws;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_from_empty_creates_everything_as_desired() {
     let aws = LocalAws::start().await;
     let controller = local_controller(&aws).await;
@@ -110,7 +110,7 @@ async fn apply_from_empty_creates_everything_as_desired() {
     let _ = BucketVersioningStatus::Enabled;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn second_apply_makes_no_mutating_call_and_diff_exits_zero() {
     let aws = LocalAws::start().await;
     local_controller(&aws)
@@ -160,7 +160,7 @@ fn field_diff<'a>(plan: &'a Value, name: &str, field: &str) -> Option<&'a Value>
         .find(|diff| diff["field"] == field)
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn out_of_band_changes_are_reported_field_by_field_and_repaired() {
     let aws = LocalAws::start().await;
     local_controller(&aws)
@@ -395,7 +395,7 @@ async fn out_of_band_changes_are_reported_field_by_field_and_repaired() {
     assert!(attached.attached_policies().is_empty());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_role_path_replaces_the_role_and_repoints_the_function() {
     let aws = LocalAws::start().await;
     local_controller(&aws)
@@ -432,7 +432,7 @@ async fn a_changed_role_path_replaces_the_role_and_repoints_the_function() {
     assert!(!controller.plan().await.unwrap().has_changes());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unowned_resource_is_refused_unless_adopted() {
     let aws = LocalAws::start().await;
     let sdk = sdk(&aws).await;
@@ -476,7 +476,7 @@ async fn an_unowned_resource_is_refused_unless_adopted() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_account_guard_refuses_another_account_before_any_change() {
     let aws = LocalAws::start().await;
     let text = local_config(aws.endpoint_url()).replace(

@@ -1,0 +1,313 @@
+//! Invalid desired-state files: each gets an error naming the file, line,
+//! column and problem, exit code 1, and no AWS call.
+
+mod common;
+
+use common::*;
+use test_harness::{FaultProxy, FaultRates, LocalAws};
+
+/// A valid base config; each case edits it.
+fn base() -> String {
+    local_config("http://127.0.0.1:1")
+}
+
+/// (name, edit applied to the base config, expected text in the error, expected line)
+fn cases() -> Vec<(&'static str, String, &'static str, usize)> {
+    let b = base();
+    let line_of = |text: &str, needle: &str| -> usize {
+        text.lines()
+            .position(|line| line.contains(needle))
+            .map_or(0, |index| index + 1)
+    };
+    let mut cases = Vec::new();
+    let mut case = |name: &'static str, text: String, message: &'static str, needle: &str| {
+        let line = line_of(&text, needle);
+        assert!(line > 0, "case {name}: {needle:?} not in the config");
+        cases.push((name, text, message, line));
+    };
+    case(
+        "toml syntax",
+        b.replace("memory_mb = 1024", "memory_mb = = 1024"),
+        "",
+        "memory_mb = = 1024",
+    );
+    case(
+        "unknown top-level key",
+        b.replace("[tags]", "colour = \"blue\"\n[tags]"),
+        "unknown field `colour`",
+        "colour",
+    );
+    case(
+        "unknown function key",
+        b.replace("memory_mb = 1024", "memory_mb = 1024\nmemroy = 5"),
+        "unknown field `memroy`",
+        "memroy",
+    );
+    case(
+        "wrong type",
+        b.replace("memory_mb = 1024", "memory_mb = \"1024\""),
+        "invalid type",
+        "memory_mb = \"1024\"",
+    );
+    case(
+        "memory too small",
+        b.replace("memory_mb = 1024", "memory_mb = 64"),
+        "memory_mb: 64 is out of range: it must be 128 to 10240 MB",
+        "memory_mb = 64",
+    );
+    case(
+        "memory too large",
+        b.replace("memory_mb = 3008", "memory_mb = 20000"),
+        "memory_mb: 20000 is out of range",
+        "memory_mb = 20000",
+    );
+    case(
+        "timeout zero",
+        b.replace("timeout_seconds = 30", "timeout_seconds = 0"),
+        "timeout_seconds: 0 is out of range: it must be 1 to 900 seconds",
+        "timeout_seconds = 0",
+    );
+    case(
+        "timeout too long",
+        b.replace("timeout_seconds = 900", "timeout_seconds = 901"),
+        "timeout_seconds: 901 is out of range",
+        "timeout_seconds = 901",
+    );
+    case(
+        "ephemeral storage",
+        b.replace("ephemeral_storage_mb = 512", "ephemeral_storage_mb = 100"),
+        "ephemeral_storage_mb: 100 is out of range",
+        "ephemeral_storage_mb = 100",
+    );
+    case(
+        "negative concurrency",
+        b.replace("reserved_concurrency = 1", "reserved_concurrency = -1"),
+        "reserved_concurrency: -1 is out of range",
+        "reserved_concurrency = -1",
+    );
+    case(
+        "architecture",
+        b.replacen("architecture = \"x86_64\"", "architecture = \"sparc\"", 1),
+        "\"sparc\" is not \"x86_64\" or \"arm64\"",
+        "sparc",
+    );
+    case(
+        "deployment name",
+        b.replace("name = \"anomaly-local\"", "name = \"Anomaly_Local\""),
+        "not a valid deployment name",
+        "Anomaly_Local",
+    );
+    case(
+        "region",
+        b.replace("region = \"us-east-1\"", "region = \"mars\""),
+        "not an AWS region name",
+        "mars",
+    );
+    case(
+        "account id",
+        b.replace("[deployment]\n", "[deployment]\naccount_id = \"12345\"\n"),
+        "not a 12-digit AWS account id",
+        "12345",
+    );
+    case(
+        "endpoint url",
+        b.replace(
+            "endpoint_url = \"http://127.0.0.1:1\"",
+            "endpoint_url = \"ftp://x\"",
+        ),
+        "not an http:// or https:// URL",
+        "ftp://x",
+    );
+    case(
+        "bucket name",
+        b.replace(
+            "model_prefix = \"models/\"",
+            "name = \"My_Bucket\"\nmodel_prefix = \"models/\"",
+        ),
+        "not a valid bucket name",
+        "My_Bucket",
+    );
+    case(
+        "model prefix",
+        b.replace("model_prefix = \"models/\"", "model_prefix = \"models\""),
+        "must be a key prefix ending in '/'",
+        "model_prefix = \"models\"",
+    );
+    case(
+        "encryption",
+        b.replace("encryption = \"AES256\"", "encryption = \"rot13\""),
+        "\"rot13\" is not \"AES256\" or \"aws:kms\"",
+        "rot13",
+    );
+    case(
+        "expiry days",
+        b.replace(
+            "noncurrent_version_expiry_days = 90",
+            "noncurrent_version_expiry_days = 0",
+        ),
+        "noncurrent_version_expiry_days: 0 is out of range",
+        "noncurrent_version_expiry_days = 0",
+    );
+    case(
+        "retention",
+        b.replacen("retention_days = 7", "retention_days = 8", 1),
+        "8 is not a retention CloudWatch Logs accepts",
+        "retention_days = 8",
+    );
+    case(
+        "keep last images",
+        b.replacen("keep_last_images = 10", "keep_last_images = 0", 1),
+        "keep_last_images: 0 is out of range",
+        "keep_last_images = 0",
+    );
+    case(
+        "reserved variable",
+        b.replacen("LOG_LEVEL = \"info\"", "AWS_REGION = \"eu-west-1\"", 1),
+        "\"AWS_REGION\" is reserved",
+        "AWS_REGION",
+    );
+    case(
+        "variable name",
+        b.replacen("LOG_LEVEL = \"info\"", "\"1BAD\" = \"x\"", 1),
+        "not a valid variable name",
+        "1BAD",
+    );
+    case(
+        "image uri",
+        b.replacen(
+            "image_uri = \"127.0.0.1:5000/anomaly-local/detection:v1\"",
+            "image_uri = \"detection\"",
+            1,
+        ),
+        "is not a container image URI",
+        "image_uri = \"detection\"",
+    );
+    case(
+        "model access",
+        b.replacen("model_access = \"read\"", "model_access = \"write\"", 1),
+        "\"write\" is not \"none\", \"read\" or \"read-write\"",
+        "model_access = \"write\"",
+    );
+    case(
+        "reserved tag",
+        b.replace("[tags]\n", "[tags]\n\"managed-by\" = \"me\"\n"),
+        "ownership tag",
+        "\"managed-by\" = \"me\"",
+    );
+    case(
+        "aws tag",
+        b.replace("[tags]\n", "[tags]\n\"aws:owner\" = \"me\"\n"),
+        "reserved by AWS",
+        "aws:owner",
+    );
+    case(
+        "description too long",
+        b.replacen(
+            "description = \"Scores",
+            &format!("description = \"{}Scores", "x".repeat(300)),
+            1,
+        ),
+        "at most 256 characters",
+        "xxxxxxxx",
+    );
+    case(
+        "duplicate function name",
+        b.replace(
+            "[functions.training]\n",
+            "[functions.training]\nname = \"anomaly-local-detection\"\n",
+        ),
+        "already used by functions.detection",
+        "name = \"anomaly-local-detection\"",
+    );
+    case(
+        "role path",
+        b.replace(
+            "[functions.training.repository]",
+            "[functions.training.role]\npath = \"no-slashes\"\n\n[functions.training.repository]",
+        ),
+        "not an IAM path",
+        "no-slashes",
+    );
+    case(
+        "misspelt table",
+        b.replace("[deployment]", "[deploy]"),
+        "unknown field `deploy`",
+        "[deploy]",
+    );
+    cases
+}
+
+#[test]
+fn every_invalid_config_is_refused_with_its_line_and_column() {
+    let cases = cases();
+    assert!(cases.len() >= 20);
+    for (name, text, message, line) in cases {
+        let error =
+            controller::spec::Spec::parse(std::path::Path::new("bad.toml"), &text).expect_err(name);
+        let shown = error.to_string();
+        assert!(shown.contains(message), "case {name}: {shown}");
+        let first = &error.problems[0];
+        let position = first
+            .position
+            .unwrap_or_else(|| panic!("case {name} has a position: {shown}"));
+        let lines: Vec<usize> = error
+            .problems
+            .iter()
+            .filter_map(|problem| problem.position)
+            .map(|position| position.line)
+            .collect();
+        assert!(
+            lines.contains(&line),
+            "case {name}: expected line {line}: {shown}"
+        );
+        assert!(position.column >= 1);
+        assert!(
+            shown.starts_with(&format!("bad.toml:{}:{}: ", position.line, position.column)),
+            "case {name}: {shown}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_configs_exit_one_and_make_no_aws_call() {
+    let aws = LocalAws::start().await;
+    let proxy = FaultProxy::start(aws.addr(), FaultRates::default()).await;
+    for (name, text, message, line) in cases() {
+        let text = text.replace("http://127.0.0.1:1", &proxy.endpoint_url());
+        let config = write_config(&text);
+        let path = config.path.to_str().unwrap();
+        for command in ["validate", "diff", "apply", "destroy"] {
+            let output = run_controller(
+                &[command, path, "--yes"][..if command == "destroy" { 3 } else { 2 }],
+            );
+            assert_eq!(output.status.code(), Some(1), "case {name}, {command}");
+            let error = stderr(&output);
+            assert!(
+                error.contains(&format!("{path}:{line}:")),
+                "case {name}, {command}: {error}"
+            );
+            assert!(error.contains(message), "case {name}, {command}: {error}");
+        }
+    }
+    assert_eq!(proxy.stats().forwarded, 0, "no AWS call was made");
+}
+
+#[test]
+fn the_shipped_configs_are_valid() {
+    for file in ["prod.toml", "local.toml"] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../config")
+            .join(file);
+        let spec = controller::spec::Spec::load(&path).unwrap_or_else(|error| panic!("{error}"));
+        let detection = spec.function("detection").unwrap();
+        let training = spec.function("training").unwrap();
+        assert_eq!((detection.memory_mb, detection.timeout_seconds), (1024, 30));
+        assert_eq!((training.memory_mb, training.timeout_seconds), (3008, 900));
+        assert_eq!(detection.logs.retention_days, 7);
+        assert!(
+            spec.bucket.retain_on_destroy
+                && spec.bucket.versioning
+                && spec.bucket.block_public_access
+        );
+    }
+}
