@@ -166,3 +166,36 @@ async fn destroy_without_a_terminal_and_without_yes_refuses() {
         "nothing was deleted"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_left_untagged_by_an_interrupted_create_is_claimed() {
+    let aws = LocalAws::start().await;
+    let sdk = sdk(&aws).await;
+    // What an apply killed between CreateBucket and PutBucketTagging leaves.
+    sdk.s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+    let controller = local_controller(&aws).await;
+    let plan = controller.plan().await.unwrap();
+    let bucket = plan
+        .changes
+        .iter()
+        .find(|change| change.resource.name == BUCKET)
+        .unwrap();
+    assert_eq!(bucket.action, controller::plan::Action::Update, "{plan}");
+    controller
+        .apply_plan(plan)
+        .await
+        .expect("apply claims the bucket");
+    let tags = sdk
+        .s3
+        .get_bucket_tagging()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        tags.tag_set()
+            .iter()
+            .any(|tag| tag.key() == "anomaly-controller:deployment"
+                && tag.value() == "anomaly-local")
+    );
+}
