@@ -39,7 +39,7 @@ def frame(rows):
     df = pd.DataFrame(rows)
     t = pd.to_datetime(df["p_event_time"], errors="coerce", utc=True, format="mixed")
     df["hour_of_day"] = t.dt.hour.fillna(12)
-    df["day_of_week"] = t.dt.dayofweek.fillna(1)
+    df["day_of_week"] = t.dt.day_of_week.fillna(1)
     df["recipientAccountId"] = pd.to_numeric(df["recipientAccountId"], errors="coerce").fillna(0)
     return df
 

@@ -8,4 +8,4 @@ cd "$root"
 cargo build --release -p training -p detection --examples --bins
 python3 -c "import sklearn, pandas, boto3" 2>/dev/null || python3 -m pip install --quiet scikit-learn pandas boto3
 command -v moto_server >/dev/null || python3 -m pip install --quiet "moto[server]==5.2.1"
-exec python3 "$here/bench.py" "$@"
+RUST_LOG="${RUST_LOG:-warn}" exec python3 "$here/bench.py" "$@"
