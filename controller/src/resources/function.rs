@@ -71,6 +71,18 @@ impl Desired {
         )
     }
 
+    /// A built image must be pushed and pinned by digest before a function
+    /// points at it (see `crate::image`); a prebuilt `image_uri` is taken as is.
+    fn check_image_pinned(&self) -> Result<()> {
+        if self.spec.build.is_some() && !self.spec.image_uri.contains("@sha256:") {
+            return Err(super::Error::Failed(format!(
+                "the image of function {} is not in the registry yet ({:?}); it is built and pushed by apply",
+                self.spec.name, self.spec.image_uri
+            )));
+        }
+        Ok(())
+    }
+
     fn architecture(&self) -> Architecture {
         Architecture::from(self.spec.architecture.as_str())
     }
@@ -194,6 +206,7 @@ impl Desired {
     }
 
     pub async fn create(&self, ctx: &Context) -> Result<()> {
+        self.check_image_pinned()?;
         let lambda = &ctx.clients.lambda;
         let storage = EphemeralStorage::builder()
             .size(self.spec.ephemeral_storage_mb as i32)
@@ -266,6 +279,9 @@ impl Desired {
     }
 
     pub async fn update(&self, ctx: &Context, diffs: &[FieldDiff]) -> Result<()> {
+        if changed(diffs, "image_uri") {
+            self.check_image_pinned()?;
+        }
         let lambda = &ctx.clients.lambda;
         let name = &self.spec.name;
         if let Some(observed) = observed_value(diffs, "tags") {

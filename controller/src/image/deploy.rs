@@ -1,0 +1,74 @@
+//! Fits built images into `diff` and `apply`. A plan is made with each built
+//! image pinned by the digest the registry has for its content hash, or
+//! shown as `repo@(built at apply)` when it is missing. Apply then builds
+//! every missing image before changing anything, creates the repositories,
+//! pushes, reads the digests back, and only then converges the rest: no
+//! function is ever pointed at an image the registry does not have.
+
+use std::time::Instant;
+
+use super::{Engine, ImageError, Images, Progress};
+use crate::plan::Plan;
+use crate::reconcile::{self, Controller, Outcome};
+use crate::resources::Kind;
+
+/// Why an apply with images stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error(transparent)]
+    Reconcile(#[from] reconcile::Error),
+}
+
+/// Plans with the images resolved: the controller's spec gets their URIs.
+pub async fn plan(controller: &mut Controller, images: &Images) -> Result<Plan, reconcile::Error> {
+    controller.spec = images.resolve(&controller.spec);
+    controller.plan().await
+}
+
+/// Carries out `plan` (made by [`plan`]), building and pushing the images
+/// that are not in the registry first.
+pub async fn apply(
+    controller: &mut Controller,
+    images: &mut Images,
+    plan: Plan,
+    progress: &Progress,
+) -> Result<Outcome, DeployError> {
+    if images.pending().is_empty() || !plan.refused().is_empty() {
+        return Ok(controller.apply_plan(plan).await?);
+    }
+    let started = Instant::now();
+    let engine = Engine::connect().await?;
+    images.build(&engine, progress).await?;
+    // The repositories first: a registry takes a push only into one that exists.
+    let repositories = Plan {
+        deployment: plan.deployment.clone(),
+        changes: plan
+            .changes
+            .iter()
+            .filter(|change| change.resource.kind == Kind::Repository && change.action.mutates())
+            .cloned()
+            .collect(),
+    };
+    if !repositories.changes.is_empty() {
+        controller.apply_plan(repositories.clone()).await?;
+    }
+    images.push(&engine, progress).await?;
+    controller.spec = images.resolve(&controller.spec);
+    let rest = controller.plan().await?;
+    let mut outcome = controller.apply_plan(rest).await?;
+    // Report the repositories as the first pass changed them.
+    for change in repositories.changes {
+        if let Some(slot) = outcome
+            .plan
+            .changes
+            .iter_mut()
+            .find(|slot| slot.resource == change.resource)
+        {
+            *slot = change;
+        }
+    }
+    outcome.seconds = started.elapsed().as_secs_f64();
+    Ok(outcome)
+}

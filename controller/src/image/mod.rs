@@ -1,0 +1,292 @@
+//! Function images: each function whose TOML names a Dockerfile and a
+//! package gets a static binary built by Cargo, a `FROM scratch` image built
+//! by the Docker Engine (through bollard) from an in-memory context, tagged
+//! with the content hash of that context, pushed to the function's
+//! repository, and pinned by digest.
+//!
+//! The content hash is looked up in the registry before anything is built:
+//! an image whose context is already there is neither built, pushed nor
+//! updated. `binary` builds the binary, `context` assembles and hashes the
+//! build context, `registry` reads digests, `ecr` gets push credentials,
+//! `engine` talks to the Docker daemon, `progress` shows what happens, and
+//! `deploy` fits the images into a plan and an apply.
+
+mod binary;
+mod context;
+mod deploy;
+mod ecr;
+mod engine;
+mod progress;
+mod registry;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::cloud::Clients;
+use crate::spec::Spec;
+
+pub use binary::{BUILD_PROFILE, build_binary};
+pub use context::BuildContext;
+pub use deploy::{DeployError, apply, plan};
+pub use engine::Engine;
+pub use progress::Progress;
+pub use registry::Registry;
+
+/// What the image URI of a function reads as in a plan while its image is
+/// still to be built: the digest is known only once it is pushed.
+pub const BUILT_AT_APPLY: &str = "(built at apply)";
+
+/// Why a function image could not be built, found or pushed.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("cannot build the binary of package {package}: {message}")]
+    Binary { package: String, message: String },
+    #[error("cannot read {}: {source}", .path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "no Docker daemon answers at {host} ({origin}): {message}; start dockerd, or set DOCKER_HOST to a daemon that runs"
+    )]
+    DaemonUnreachable {
+        host: String,
+        origin: &'static str,
+        message: String,
+    },
+    #[error("the image of function {function} failed to build at {step}: {message}")]
+    Build {
+        function: String,
+        step: String,
+        message: String,
+    },
+    #[error("pushing {image} failed: {message}")]
+    Push { image: String, message: String },
+    #[error("registry {registry}: {message}")]
+    Registry { registry: String, message: String },
+    #[error("cannot get registry credentials from ECR: {0}")]
+    Credentials(String),
+}
+
+/// What happened to the images of one command, for people and for JSON.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct ImageReport {
+    /// Function keys whose image was built by the Docker daemon.
+    pub built: Vec<String>,
+    /// Function keys whose image was pushed.
+    pub pushed: Vec<String>,
+    /// Function keys whose image was already in the registry.
+    pub unchanged: Vec<String>,
+    /// Function key -> image, pinned by digest once known.
+    pub images: BTreeMap<String, String>,
+    /// Function key -> size of the build context in bytes (the binary and
+    /// the Dockerfile: the image holds nothing else).
+    pub context_bytes: BTreeMap<String, u64>,
+}
+
+impl ImageReport {
+    /// One line for people: `2 built, 2 pushed, 0 unchanged`.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} built, {} pushed, {} unchanged",
+            self.built.len(),
+            self.pushed.len(),
+            self.unchanged.len()
+        )
+    }
+}
+
+/// One function's built image.
+#[derive(Debug)]
+struct Entry {
+    key: String,
+    repository: String,
+    context: BuildContext,
+    /// `sha256:...` once the image is in the registry.
+    digest: Option<String>,
+}
+
+impl Entry {
+    fn tag(&self) -> &str {
+        self.context.tag()
+    }
+}
+
+/// The built images of a deployment: resolved against the registry by
+/// [`Images::prepare`], built and pushed by [`Images::publish`].
+#[derive(Debug, Default)]
+pub struct Images {
+    registry: Option<Registry>,
+    entries: Vec<Entry>,
+    report: ImageReport,
+}
+
+impl Images {
+    /// Builds the binary of every function with a built image, assembles its
+    /// context, and looks its content hash up in the registry. Makes no
+    /// change anywhere and does not need the Docker daemon. A deployment
+    /// without built images costs nothing here.
+    pub async fn prepare(
+        spec: &Spec,
+        clients: &Clients,
+        progress: &Progress,
+    ) -> Result<Images, ImageError> {
+        let builds: Vec<_> = spec
+            .functions
+            .iter()
+            .filter_map(|function| function.build.as_ref().map(|build| (function, build)))
+            .collect();
+        let Some((_, first)) = builds.first() else {
+            return Ok(Images::default());
+        };
+        let credentials = ecr::credentials(&clients.ecr).await?;
+        let endpoint = first
+            .registry
+            .clone()
+            .unwrap_or_else(|| credentials.endpoint.clone());
+        let registry = Registry::new(&endpoint, Some(credentials))?;
+        let mut images = Images {
+            registry: Some(registry),
+            ..Images::default()
+        };
+        for (function, build) in builds {
+            let binary = build_binary(&build.package, &build.dockerfile, function.architecture)?;
+            let context = BuildContext::assemble(&build.dockerfile, &binary)?;
+            let registry = images.registry.as_ref().expect("set above");
+            let digest = registry
+                .digest(&function.repository.name, context.tag())
+                .await?;
+            let image = registry.tagged(&function.repository.name, context.tag());
+            match &digest {
+                Some(digest) => {
+                    progress.note(
+                        &function.key,
+                        &format!("{image} is in the registry ({digest})"),
+                    );
+                    images.report.unchanged.push(function.key.clone());
+                }
+                None => progress.note(
+                    &function.key,
+                    &format!("{image} is not in the registry: it will be built"),
+                ),
+            }
+            images
+                .report
+                .context_bytes
+                .insert(function.key.clone(), context.len() as u64);
+            images.entries.push(Entry {
+                key: function.key.clone(),
+                repository: function.repository.name.clone(),
+                context,
+                digest,
+            });
+        }
+        images.refresh_report();
+        Ok(images)
+    }
+
+    /// The spec with every built image's URI filled in: pinned by digest
+    /// when the image is in the registry, `repo@(built at apply)` otherwise.
+    pub fn resolve(&self, spec: &Spec) -> Spec {
+        let mut spec = spec.clone();
+        let Some(registry) = &self.registry else {
+            return spec;
+        };
+        for entry in &self.entries {
+            if let Some(function) = spec.functions.iter_mut().find(|f| f.key == entry.key) {
+                function.image_uri = match &entry.digest {
+                    Some(digest) => registry.pinned(&entry.repository, digest),
+                    None => format!("{}/{}@{BUILT_AT_APPLY}", registry.host(), entry.repository),
+                };
+            }
+        }
+        spec
+    }
+
+    /// Keys of the functions whose image is not in the registry yet.
+    pub fn pending(&self) -> Vec<&str> {
+        self.entries
+            .iter()
+            .filter(|entry| entry.digest.is_none())
+            .map(|entry| entry.key.as_str())
+            .collect()
+    }
+
+    /// Builds every pending image with the Docker daemon; pushes nothing.
+    pub async fn build(&mut self, engine: &Engine, progress: &Progress) -> Result<(), ImageError> {
+        let registry = self.registry.as_ref().ok_or_else(no_registry)?;
+        for entry in self.entries.iter().filter(|entry| entry.digest.is_none()) {
+            let image = registry.tagged(&entry.repository, entry.tag());
+            engine
+                .build(&entry.key, &entry.context, &image, progress)
+                .await?;
+            self.report.built.push(entry.key.clone());
+        }
+        Ok(())
+    }
+
+    /// Pushes every pending image (built by [`Images::build`]) and reads its
+    /// digest back from the registry: a function is pinned only to a
+    /// manifest the registry has.
+    pub async fn push(&mut self, engine: &Engine, progress: &Progress) -> Result<(), ImageError> {
+        let registry = self.registry.as_ref().ok_or_else(no_registry)?;
+        for entry in self
+            .entries
+            .iter_mut()
+            .filter(|entry| entry.digest.is_none())
+        {
+            let repository = registry.repository(&entry.repository);
+            engine
+                .push(
+                    &entry.key,
+                    &repository,
+                    entry.context.tag(),
+                    registry.credentials(),
+                    progress,
+                )
+                .await?;
+            let digest = registry
+                .digest(&entry.repository, entry.context.tag())
+                .await?
+                .ok_or_else(|| ImageError::Registry {
+                    registry: registry.host().to_string(),
+                    message: format!(
+                        "{repository}:{} was pushed but the registry does not show it",
+                        entry.context.tag()
+                    ),
+                })?;
+            progress.note(&entry.key, &format!("pushed {repository}@{digest}"));
+            self.report.pushed.push(entry.key.clone());
+            entry.digest = Some(digest);
+        }
+        self.refresh_report();
+        Ok(())
+    }
+
+    /// What happened so far.
+    pub fn report(&self) -> &ImageReport {
+        &self.report
+    }
+
+    fn refresh_report(&mut self) {
+        let Some(registry) = &self.registry else {
+            return;
+        };
+        for entry in &self.entries {
+            let image = match &entry.digest {
+                Some(digest) => registry.pinned(&entry.repository, digest),
+                None => registry.tagged(&entry.repository, entry.tag()),
+            };
+            self.report.images.insert(entry.key.clone(), image);
+        }
+    }
+}
+
+fn no_registry() -> ImageError {
+    ImageError::Registry {
+        registry: String::new(),
+        message: "no registry: the deployment has no built image".into(),
+    }
+}
