@@ -153,6 +153,65 @@ impl Controller {
         })
     }
 
+    /// Plans the resources `include` selects, each observed on its own: one
+    /// that cannot be observed is returned apart and the others are still
+    /// planned (the daemon backs off per resource).
+    pub async fn plan_each(
+        &self,
+        include: impl Fn(&ResourceId) -> bool,
+    ) -> (Plan, Vec<(ResourceId, Error)>) {
+        let resources: Vec<Desired> = self
+            .resources()
+            .into_iter()
+            .filter(|desired| include(&desired.id()))
+            .collect();
+        let observed = join_all(resources.iter().map(|desired| desired.observe(&self.ctx))).await;
+        let mut changes = Vec::new();
+        let mut failures = Vec::new();
+        for (desired, observed) in resources.iter().zip(observed) {
+            match observed {
+                Ok(observed) => {
+                    changes.push(plan_apply(desired, observed, &self.ctx.deployment));
+                }
+                Err(cause) => failures.push((
+                    desired.id(),
+                    Error::Observe {
+                        resource: desired.id(),
+                        cause,
+                    },
+                )),
+            }
+        }
+        let plan = Plan {
+            deployment: self.spec.deployment.name.clone(),
+            changes,
+        };
+        (plan, failures)
+    }
+
+    /// Creates the model bucket when it is absent, before anything else: the
+    /// writers' lease lives in it. Returns whether it was created.
+    pub async fn ensure_bucket(&self) -> Result<bool, Error> {
+        let (plan, mut failures) = self.plan_each(|id| id.kind == Kind::Bucket).await;
+        if let Some((_, error)) = failures.pop() {
+            return Err(error);
+        }
+        let refused = plan.refused();
+        if !refused.is_empty() {
+            return Err(Error::Refused(refused.into_iter().cloned().collect()));
+        }
+        if !plan
+            .changes
+            .iter()
+            .any(|change| change.action == Action::Create)
+        {
+            return Ok(false);
+        }
+        let resources = self.resources();
+        self.execute(&plan, &resources, false, false).await?;
+        Ok(true)
+    }
+
     /// Observes every resource and plans what destroy would do.
     pub async fn plan_destroy(&self, bucket: BucketOnDestroy) -> Result<Plan, Error> {
         let resources = self.resources();

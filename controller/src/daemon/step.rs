@@ -1,0 +1,434 @@
+//! One reconcile of the daemon: observe, log the drift field by field, and
+//! in enforce mode repair it under the lease; then update the status, the
+//! metrics and each resource's backoff.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+
+use super::metrics::{KindLabel, Metrics};
+use super::state::{BackoffPolicy, LastReconcile, ResourceState, Status, Trigger};
+use super::{Mode, Options};
+use crate::lease::{self, Lease};
+use crate::plan::{Action, Change, Plan};
+use crate::reconcile::{Controller, Error};
+use crate::resources::ResourceId;
+use crate::spec::Spec;
+
+/// A resource left alone until `until` after failures in a row.
+#[derive(Clone, Copy, Debug)]
+struct Backoff {
+    failures: u32,
+    until: Instant,
+}
+
+/// The daemon between reconciles.
+pub struct Daemon {
+    pub options: Options,
+    pub controller: Controller,
+    pub lease_s3: aws_sdk_s3::Client,
+    pub status: Arc<RwLock<Status>>,
+    pub metrics: Arc<Metrics>,
+    policy: BackoffPolicy,
+    backoff: BTreeMap<ResourceId, Backoff>,
+}
+
+/// What a repair did.
+#[derive(Default)]
+struct Repair {
+    plan: Option<Plan>,
+    repaired: BTreeSet<ResourceId>,
+    errors: Vec<(ResourceId, String)>,
+}
+
+impl Daemon {
+    pub fn new(
+        options: Options,
+        controller: Controller,
+        lease_s3: aws_sdk_s3::Client,
+        status: Arc<RwLock<Status>>,
+        metrics: Arc<Metrics>,
+    ) -> Daemon {
+        let policy = BackoffPolicy::for_interval(options.interval);
+        Daemon {
+            options,
+            controller,
+            lease_s3,
+            status,
+            metrics,
+            policy,
+            backoff: BTreeMap::new(),
+        }
+    }
+
+    fn status(&self) -> std::sync::RwLockWriteGuard<'_, Status> {
+        self.status
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// Loads the edited file; a broken edit is reported and the last good
+    /// desired state kept. Returns whether the new state was taken.
+    pub async fn reload(&mut self) -> bool {
+        let path = &self.options.config;
+        let result = match Spec::load(path) {
+            Ok(spec) => Controller::connect(spec)
+                .await
+                .map_err(|error| error.to_string()),
+            Err(error) => Err(error.to_string()),
+        };
+        match result {
+            Ok(controller) => {
+                tracing::info!(config = %path.display(), "configuration reloaded");
+                self.controller = controller;
+                self.metrics.config_reloads.inc();
+                let mut status = self.status();
+                status.deployment = self.controller.spec.deployment.name.clone();
+                status.config_error = None;
+                true
+            }
+            Err(error) => {
+                tracing::error!(config = %path.display(), %error, "invalid configuration edit ignored; keeping the last good desired state");
+                self.metrics.error("config");
+                self.status().config_error = Some(error);
+                false
+            }
+        }
+    }
+
+    /// One reconcile.
+    pub async fn reconcile(&mut self, trigger: Trigger) {
+        let started = Instant::now();
+        let started_at = Utc::now();
+        let calls_before = self.controller.calls();
+        let now = Instant::now();
+        let skipped: BTreeSet<ResourceId> = self
+            .backoff
+            .iter()
+            .filter(|(_, backoff)| backoff.until > now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let (mut plan, failures) = self.controller.plan_each(|id| !skipped.contains(id)).await;
+        let mut errors: Vec<(ResourceId, String)> = failures
+            .into_iter()
+            .map(|(id, error)| (id, error.to_string()))
+            .collect();
+        log_drift(&plan);
+        for change in plan.refused() {
+            errors.push((
+                change.resource.clone(),
+                format!(
+                    "refused: {}",
+                    change.reason.as_deref().unwrap_or("not owned")
+                ),
+            ));
+        }
+        let mut repaired = BTreeSet::new();
+        if self.options.mode == Mode::Enforce && plan.changes.iter().any(|c| c.action.mutates()) {
+            let repair = self.repair(&skipped, &errors).await;
+            if let Some(replanned) = repair.plan {
+                plan = replanned;
+            }
+            repaired = repair.repaired;
+            errors.extend(repair.errors);
+        }
+        let calls_after = self.controller.calls();
+        self.record(
+            trigger,
+            started_at,
+            started.elapsed(),
+            &plan,
+            &repaired,
+            &errors,
+            &skipped,
+            (
+                calls_after.total.saturating_sub(calls_before.total),
+                calls_after.mutating.saturating_sub(calls_before.mutating),
+            ),
+        );
+    }
+
+    /// Takes the lease, plans again under it, and carries out the changes of
+    /// the resources that are neither backing off nor failing.
+    async fn repair(
+        &mut self,
+        skipped: &BTreeSet<ResourceId>,
+        failed: &[(ResourceId, String)],
+    ) -> Repair {
+        let mut repair = Repair::default();
+        let deployment = self.controller.spec.deployment.name.clone();
+        if let Err(error) = self.controller.ensure_bucket().await {
+            tracing::error!(%error, "cannot create the model bucket that holds the lease");
+            repair
+                .errors
+                .push((bucket_id(&self.controller), error.to_string()));
+            return repair;
+        }
+        let options = lease::Options {
+            ttl: self.options.lease_ttl,
+            wait: Duration::ZERO,
+            command: "run --mode enforce".into(),
+        };
+        let bucket = self.controller.spec.bucket.name.clone();
+        let lease = match Lease::acquire(&self.lease_s3, &bucket, &deployment, &options).await {
+            Ok(lease) => lease,
+            Err(error) => {
+                tracing::warn!(%error, "repairs skipped this round");
+                self.metrics.error("lease");
+                if let lease::Error::Held { holder, .. } = &error {
+                    self.status().lease_blocked_by = Some(holder.to_string());
+                }
+                return repair;
+            }
+        };
+        self.status().lease_blocked_by = None;
+        let failed: BTreeSet<&ResourceId> = failed.iter().map(|(id, _)| id).collect();
+        let (plan, failures) = self
+            .controller
+            .plan_each(|id| !skipped.contains(id) && !failed.contains(id))
+            .await;
+        repair.errors.extend(
+            failures
+                .into_iter()
+                .map(|(id, error)| (id, error.to_string())),
+        );
+        let work: Vec<Change> = plan
+            .changes
+            .iter()
+            .filter(|change| change.action.mutates())
+            .cloned()
+            .collect();
+        if !work.is_empty() {
+            let subset = Plan {
+                deployment: plan.deployment.clone(),
+                changes: work.clone(),
+            };
+            match self.controller.apply_plan(subset).await {
+                Ok(_) => repair.repaired = work.iter().map(|c| c.resource.clone()).collect(),
+                Err(Error::Incomplete { failures, .. }) => {
+                    // Later waves do not run after a failing one.
+                    let last_wave = failures
+                        .iter()
+                        .map(|(id, _)| id.kind.wave())
+                        .min()
+                        .unwrap_or(usize::MAX);
+                    let failing: BTreeSet<&ResourceId> =
+                        failures.iter().map(|(id, _)| id).collect();
+                    repair.repaired = work
+                        .iter()
+                        .map(|c| &c.resource)
+                        .filter(|id| id.kind.wave() <= last_wave && !failing.contains(id))
+                        .cloned()
+                        .collect();
+                    repair.errors.extend(failures);
+                }
+                Err(error) => repair
+                    .errors
+                    .extend(work.iter().map(|c| (c.resource.clone(), error.to_string()))),
+            }
+        }
+        if !lease.is_held() {
+            tracing::error!("the lease expired or was taken over during the repair");
+        }
+        if let Err(error) = lease.release().await {
+            tracing::warn!(%error, "cannot release the lease; it expires on its own");
+        }
+        repair.plan = Some(plan);
+        repair
+    }
+
+    /// Updates backoff, status and metrics after a reconcile.
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &mut self,
+        trigger: Trigger,
+        started_at: chrono::DateTime<Utc>,
+        elapsed: Duration,
+        plan: &Plan,
+        repaired: &BTreeSet<ResourceId>,
+        errors: &[(ResourceId, String)],
+        skipped: &BTreeSet<ResourceId>,
+        (api_calls, mutating_calls): (u64, u64),
+    ) {
+        let now = Instant::now();
+        let wall = Utc::now();
+        let mut error_of: BTreeMap<&ResourceId, &str> = BTreeMap::new();
+        for (id, error) in errors {
+            error_of.entry(id).or_insert(error.as_str());
+        }
+        // Backoff: failed resources wait longer each time; clean ones reset.
+        for (id, error) in &error_of {
+            let failures = self.backoff.get(*id).map_or(0, |b| b.failures) + 1;
+            let delay = self.policy.delay(failures);
+            self.backoff.insert(
+                (*id).clone(),
+                Backoff {
+                    failures,
+                    until: now + delay,
+                },
+            );
+            self.metrics.error(id.kind.as_str());
+            tracing::error!(resource = %id, kind = id.kind.as_str(), failures, retry_in = ?delay, %error, "reconcile failed for this resource; backing off");
+        }
+        for change in &plan.changes {
+            if !error_of.contains_key(&change.resource) {
+                self.backoff.remove(&change.resource);
+            }
+        }
+        let mut drifted_by_kind: BTreeMap<&'static str, i64> = BTreeMap::new();
+        let mut resources = BTreeMap::new();
+        {
+            let guard = self.status();
+            let previous = &guard.resources;
+            for change in &plan.changes {
+                let id = &change.resource;
+                let key = id.to_string();
+                let drifted = change.action.mutates() && !repaired.contains(id);
+                *drifted_by_kind.entry(id.kind.as_str()).or_default() += i64::from(drifted);
+                let backoff = self.backoff.get(id);
+                resources.insert(
+                    key.clone(),
+                    ResourceState {
+                        kind: id.kind.as_str().into(),
+                        name: id.name.clone(),
+                        action: Some(change.action),
+                        drifted,
+                        diffs: change.diffs.clone(),
+                        last_checked_at: Some(wall),
+                        last_repaired_at: if repaired.contains(id) {
+                            Some(wall)
+                        } else {
+                            previous.get(&key).and_then(|p| p.last_repaired_at)
+                        },
+                        last_error: error_of.get(id).map(|e| e.to_string()),
+                        failures: backoff.map_or(0, |b| b.failures),
+                        retry_at: backoff.map(|b| wall + (b.until - now)),
+                    },
+                );
+            }
+            // Not observed this time: failed to observe, or backing off.
+            for id in error_of.keys().copied().chain(skipped.iter()) {
+                let key = id.to_string();
+                if resources.contains_key(&key) {
+                    continue;
+                }
+                let mut state = previous
+                    .get(&key)
+                    .cloned()
+                    .unwrap_or_else(|| ResourceState {
+                        kind: id.kind.as_str().into(),
+                        name: id.name.clone(),
+                        ..ResourceState::default()
+                    });
+                if let Some(error) = error_of.get(id) {
+                    state.last_error = Some(error.to_string());
+                    state.action = None;
+                }
+                let backoff = self.backoff.get(id);
+                state.failures = backoff.map_or(0, |b| b.failures);
+                state.retry_at = backoff
+                    .filter(|b| b.until > now)
+                    .map(|b| wall + (b.until - now));
+                drifted_by_kind.entry(id.kind.as_str()).or_default();
+                resources.insert(key, state);
+            }
+        }
+        for id in repaired {
+            self.metrics
+                .repairs
+                .get_or_create(&KindLabel::new(id.kind.as_str()))
+                .inc();
+        }
+        self.metrics.drifted.clear();
+        for (kind, count) in &drifted_by_kind {
+            self.metrics
+                .drifted
+                .get_or_create(&KindLabel::new(kind))
+                .set(*count);
+        }
+        self.metrics.duration.observe(elapsed.as_secs_f64());
+        self.metrics.reconciles.inc();
+        self.metrics.api_calls.inc_by(api_calls);
+        self.metrics.mutating_calls.inc_by(mutating_calls);
+        if errors.is_empty() {
+            self.metrics
+                .last_success
+                .set(wall.timestamp_millis() as f64 / 1000.0);
+        }
+        self.metrics.ready.set(1);
+        let drifted: i64 = drifted_by_kind.values().sum();
+        tracing::info!(
+            trigger = ?trigger,
+            seconds = elapsed.as_secs_f64(),
+            drifted,
+            repaired = repaired.len(),
+            errors = errors.len(),
+            api_calls,
+            mutating_calls,
+            "reconciled"
+        );
+        let mut status = self.status();
+        status.ready = true;
+        status.reconciles += 1;
+        status.last_reconcile = Some(LastReconcile {
+            trigger,
+            started_at,
+            seconds: elapsed.as_secs_f64(),
+            api_calls,
+            mutating_calls,
+            errors: errors.len(),
+        });
+        if errors.is_empty() {
+            status.last_success_at = Some(wall);
+        }
+        status.last_plan = Some(plan.clone());
+        status.resources = resources;
+    }
+}
+
+fn bucket_id(controller: &Controller) -> ResourceId {
+    ResourceId {
+        kind: crate::resources::Kind::Bucket,
+        name: controller.spec.bucket.name.clone(),
+    }
+}
+
+/// One log line per drifted field: resource, field, desired and observed.
+fn log_drift(plan: &Plan) {
+    for change in &plan.changes {
+        let resource = change.resource.to_string();
+        let kind = change.resource.kind.as_str();
+        match change.action {
+            Action::Create => tracing::warn!(
+                resource,
+                kind,
+                field = "exists",
+                desired = "true",
+                observed = "false",
+                action = "create",
+                "drift"
+            ),
+            Action::Update | Action::Replace => {
+                let action = if change.action == Action::Update {
+                    "update"
+                } else {
+                    "replace"
+                };
+                for diff in &change.diffs {
+                    tracing::warn!(
+                        resource,
+                        kind,
+                        field = diff.field,
+                        desired = %diff.desired,
+                        observed = %diff.observed,
+                        action,
+                        "drift"
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+}
