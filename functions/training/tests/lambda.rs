@@ -26,11 +26,22 @@ async fn next(State(rt): State<Shared>) -> axum::response::Response {
     loop {
         let item = rt.lock().unwrap().queue.pop_front();
         if let Some((id, event)) = item {
-            let deadline = (std::time::SystemTime::now() + Duration::from_secs(300)).duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+            let deadline = (std::time::SystemTime::now() + Duration::from_secs(300))
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis();
             let mut h = HeaderMap::new();
             h.insert("lambda-runtime-aws-request-id", id.parse().unwrap());
-            h.insert("lambda-runtime-deadline-ms", deadline.to_string().parse().unwrap());
-            h.insert("lambda-runtime-invoked-function-arn", "arn:aws:lambda:us-east-1:123456789012:function:training".parse().unwrap());
+            h.insert(
+                "lambda-runtime-deadline-ms",
+                deadline.to_string().parse().unwrap(),
+            );
+            h.insert(
+                "lambda-runtime-invoked-function-arn",
+                "arn:aws:lambda:us-east-1:123456789012:function:training"
+                    .parse()
+                    .unwrap(),
+            );
             return (StatusCode::OK, h, event.to_string()).into_response();
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -38,7 +49,10 @@ async fn next(State(rt): State<Shared>) -> axum::response::Response {
 }
 
 async fn response(State(rt): State<Shared>, Path(id): Path<String>, body: String) -> StatusCode {
-    rt.lock().unwrap().responses.insert(id, serde_json::from_str(&body).unwrap_or(json!({"raw": body})));
+    rt.lock().unwrap().responses.insert(
+        id,
+        serde_json::from_str(&body).unwrap_or(json!({"raw": body})),
+    );
     StatusCode::ACCEPTED
 }
 
@@ -67,12 +81,27 @@ async fn scheduled_events_train_and_respect_the_minimum() {
     }
 
     let rt: Shared = Arc::default();
-    rt.lock().unwrap().queue.push_back(("run-1".into(), scheduled(json!({}))));
-    rt.lock().unwrap().queue.push_back(("run-2".into(), scheduled(json!({"min_events": 5000}))));
+    rt.lock()
+        .unwrap()
+        .queue
+        .push_back(("run-1".into(), scheduled(json!({}))));
+    rt.lock()
+        .unwrap()
+        .queue
+        .push_back(("run-2".into(), scheduled(json!({"min_events": 5000}))));
     let app = axum::Router::new()
-        .route("/2018-06-01/runtime/invocation/next", axum::routing::get(next))
-        .route("/2018-06-01/runtime/invocation/{id}/response", axum::routing::post(response))
-        .route("/2018-06-01/runtime/invocation/{id}/error", axum::routing::post(error))
+        .route(
+            "/2018-06-01/runtime/invocation/next",
+            axum::routing::get(next),
+        )
+        .route(
+            "/2018-06-01/runtime/invocation/{id}/response",
+            axum::routing::post(response),
+        )
+        .route(
+            "/2018-06-01/runtime/invocation/{id}/error",
+            axum::routing::post(error),
+        )
         .route("/2018-06-01/runtime/init/error", axum::routing::post(error))
         .with_state(rt.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -98,7 +127,11 @@ async fn scheduled_events_train_and_respect_the_minimum() {
         .spawn()
         .unwrap();
     let start = Instant::now();
-    while rt.lock().unwrap().responses.len() + rt.lock().unwrap().errors.len() < 2 && start.elapsed() < Duration::from_secs(60) {
+    let done = || {
+        let r = rt.lock().unwrap();
+        r.responses.len() + r.errors.len() >= 2
+    };
+    while !done() && start.elapsed() < Duration::from_secs(60) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let _ = child.kill();
