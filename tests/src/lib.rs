@@ -8,6 +8,8 @@
 
 mod fault_proxy;
 mod moto;
+mod registry;
 
 pub use fault_proxy::{FaultProxy, FaultRates, FaultStats, RequestMatch, ScriptedResponse};
 pub use moto::{LocalAws, TEST_ACCOUNT, TEST_REGION, sdk_config_for};
+pub use registry::{LocalRegistry, require_docker};

@@ -20,6 +20,15 @@ pub fn local_config(endpoint: &str) -> String {
         .map(|line| {
             if line.starts_with("endpoint_url") {
                 format!("endpoint_url = \"{endpoint}\"")
+            } else if let Some(rest) = line.strip_prefix("image = {") {
+                // Built images need Docker and a registry (tests/images.rs);
+                // the other suites take a prebuilt image instead.
+                let package = rest
+                    .split("package = \"")
+                    .nth(1)
+                    .and_then(|tail| tail.split('"').next())
+                    .expect("the image table names its package");
+                format!("image_uri = \"127.0.0.1:5000/anomaly-local/{package}:v1\"")
             } else {
                 line.to_string()
             }

@@ -1,0 +1,583 @@
+//! Function images against the real Docker engine, a local registry (the
+//! stand-in for ECR's registry endpoint) and moto: build, push and pin by
+//! digest; no-op applies; a one-file change; the image as a Lambda; and
+//! failures that leave nothing half-deployed.
+//!
+//! The static release binaries are built once (Cargo's `image` profile in
+//! `target/image-build`) and reused by every test and every later run.
+
+mod common;
+
+use std::convert::Infallible;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::{controller_command, sdk, stderr, stdout};
+use controller::image::{BuildContext, Engine, Progress, build_binary};
+use controller::spec::Architecture;
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, Response};
+use serde_json::Value;
+use test_harness::{LocalAws, LocalRegistry, require_docker};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the controller is in the workspace")
+        .to_path_buf()
+}
+
+/// config/local.toml against this test's moto and registry, with the
+/// Dockerfiles at absolute paths (`docker_dir` for detection when set).
+fn config(aws: &LocalAws, registry: &LocalRegistry, detection_docker: Option<&Path>) -> String {
+    let text = std::fs::read_to_string(workspace().join("config/local.toml")).unwrap();
+    let docker = workspace().join("docker");
+    let detection = detection_docker.unwrap_or(&docker);
+    text.replace(
+        "endpoint_url = \"http://127.0.0.1:4566\"",
+        &format!("endpoint_url = \"{}\"", aws.endpoint_url()),
+    )
+    .replace(
+        "endpoint = \"127.0.0.1:5000\"",
+        &format!("endpoint = \"{}\"", registry.endpoint()),
+    )
+    .replace(
+        "\"../docker/detection.Dockerfile\"",
+        &format!("{:?}", detection.join("detection.Dockerfile")),
+    )
+    .replace(
+        "\"../docker/training.Dockerfile\"",
+        &format!("{:?}", docker.join("training.Dockerfile")),
+    )
+}
+
+struct Run {
+    code: i32,
+    json: Value,
+    stderr: String,
+    seconds: f64,
+}
+
+fn controller(args: &[&str], config: &str, env: &[(&str, &str)]) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("deployment.toml");
+    std::fs::write(&path, config).unwrap();
+    let mut all = args.to_vec();
+    all.push(path.to_str().unwrap());
+    all.extend(["--output", "json"]);
+    let mut command = controller_command(&all);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let started = Instant::now();
+    let output: Output = command.output().expect("controller runs");
+    let seconds = started.elapsed().as_secs_f64();
+    let json = serde_json::from_str(&stdout(&output)).unwrap_or(Value::Null);
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        json,
+        stderr: stderr(&output),
+        seconds,
+    }
+}
+
+fn keys(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|item| item.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn image_uri(aws: &LocalAws, function: &str) -> Option<String> {
+    let sdk = sdk(aws).await;
+    let output = sdk
+        .lambda
+        .get_function()
+        .function_name(function)
+        .send()
+        .await
+        .ok()?;
+    output.code()?.image_uri().map(str::to_string)
+}
+
+async fn function_count(aws: &LocalAws) -> usize {
+    sdk(aws)
+        .await
+        .lambda
+        .list_functions()
+        .send()
+        .await
+        .unwrap()
+        .functions()
+        .len()
+}
+
+/// Checks that `uri` is `registry/repo@sha256:...` and the registry has it.
+async fn assert_pinned_in_registry(registry: &LocalRegistry, uri: &str, repository: &str) {
+    let prefix = format!("{}/{repository}@", registry.endpoint());
+    let digest = uri
+        .strip_prefix(&prefix)
+        .unwrap_or_else(|| panic!("{uri} is not pinned by digest in {prefix}"));
+    assert!(digest.starts_with("sha256:") && digest.len() == 71, "{uri}");
+    let tags = registry.tags(repository).await;
+    assert!(!tags.is_empty(), "{repository} has no tag in the registry");
+    let mut found = false;
+    for tag in &tags {
+        found |= registry.digest(repository, tag).await.as_deref() == Some(digest);
+    }
+    assert!(
+        found,
+        "the registry has no manifest {digest} in {repository} ({tags:?})"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_builds_pushes_and_pins_by_digest_and_a_second_apply_does_nothing() {
+    require_docker();
+    let aws = LocalAws::start().await;
+    let registry = LocalRegistry::start().await;
+    let config = config(&aws, &registry, None);
+
+    let first = controller(&["apply"], &config, &[]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let images = &first.json["images"];
+    assert_eq!(
+        keys(&images["built"]),
+        ["detection", "training"],
+        "{images}"
+    );
+    assert_eq!(
+        keys(&images["pushed"]),
+        ["detection", "training"],
+        "{images}"
+    );
+    for key in ["detection", "training"] {
+        let uri = image_uri(&aws, &format!("anomaly-local-{key}"))
+            .await
+            .expect("function exists");
+        assert_pinned_in_registry(&registry, &uri, &format!("anomaly-local/{key}")).await;
+        assert_eq!(images["images"][key], uri.as_str());
+    }
+
+    let second = controller(&["apply"], &config, &[]);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert_eq!(second.json["changed"], false, "{}", second.json);
+    let images = &second.json["images"];
+    assert!(
+        keys(&images["built"]).is_empty() && keys(&images["pushed"]).is_empty(),
+        "{images}"
+    );
+    assert_eq!(keys(&images["unchanged"]), ["detection", "training"]);
+    assert_eq!(
+        second.json["calls"]["mutating"], 0,
+        "{}",
+        second.json["calls"]
+    );
+    eprintln!(
+        "apply from empty: {:.1} s; no-op apply with images: {:.1} s",
+        first.seconds, second.seconds
+    );
+}
+
+/// A copy of the detection package (and the anomaly crate it uses) in a
+/// workspace of its own, so that a test can change a source file without
+/// touching the real one. Kept in `target/` so its build is reused.
+fn detection_fixture() -> PathBuf {
+    let root = workspace().join("target/image-test-workspace");
+    let manifest = std::fs::read_to_string(workspace().join("Cargo.toml")).unwrap();
+    let start = manifest.find("members = [").unwrap();
+    let end = start + manifest[start..].find(']').unwrap() + 1;
+    let manifest = format!(
+        "{}members = [\"functions/anomaly\", \"functions/detection\"]{}",
+        &manifest[..start],
+        &manifest[end..]
+    )
+    .replace(
+        "controller = { path = \"controller\" }",
+        &format!(
+            "controller = {{ path = {:?} }}",
+            workspace().join("controller")
+        ),
+    )
+    .replace(
+        "test-harness = { path = \"tests\" }",
+        &format!(
+            "test-harness = {{ path = {:?} }}",
+            workspace().join("tests")
+        ),
+    );
+    sync(&root.join("Cargo.toml"), manifest.as_bytes());
+    sync(
+        &root.join("Cargo.lock"),
+        &std::fs::read(workspace().join("Cargo.lock")).unwrap(),
+    );
+    for package in ["functions/anomaly", "functions/detection"] {
+        copy_tree(&workspace().join(package), &root.join(package));
+    }
+    let dockerfile = std::fs::read(workspace().join("docker/detection.Dockerfile")).unwrap();
+    sync(&root.join("docker/detection.Dockerfile"), &dockerfile);
+    root
+}
+
+/// Writes a file only when its content differs (keeps Cargo's cache fresh).
+fn sync(path: &Path, data: &[u8]) {
+    if std::fs::read(path).ok().as_deref() != Some(data) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, data).unwrap();
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if name == "target" {
+            continue;
+        }
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &to.join(&name));
+        } else {
+            sync(&to.join(&name), &std::fs::read(entry.path()).unwrap());
+        }
+    }
+}
+
+/// Restores a file when dropped, even when the test fails.
+struct Restore(PathBuf, Vec<u8>);
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.0, &self.1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_changed_detection_source_rebuilds_and_updates_only_detection() {
+    require_docker();
+    let fixture = detection_fixture();
+    let aws = LocalAws::start().await;
+    let registry = LocalRegistry::start().await;
+    let config = config(&aws, &registry, Some(&fixture.join("docker")));
+    let main = fixture.join("functions/detection/src/main.rs");
+    let original = std::fs::read(&main).unwrap();
+    let _restore = Restore(main.clone(), original.clone());
+
+    let first = controller(&["apply"], &config, &[]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let before = image_uri(&aws, "anomaly-local-detection").await.unwrap();
+    let training = image_uri(&aws, "anomaly-local-training").await.unwrap();
+
+    let text = String::from_utf8(original).unwrap();
+    let changed = text.replacen(
+        "Scores CloudTrail events with the latest anomaly model",
+        "Scores CloudTrail events with the newest anomaly model",
+        1,
+    );
+    assert_ne!(
+        changed, text,
+        "the fixture's main.rs has the text the test changes"
+    );
+    std::fs::write(&main, changed).unwrap();
+
+    let diff = controller(&["diff"], &config, &[]);
+    assert_eq!(diff.code, 2, "{}", diff.stderr);
+    let changes: Vec<&Value> = diff.json["plan"]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|change| change["action"] != "in_sync")
+        .collect();
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!(changes[0]["resource"]["name"], "anomaly-local-detection");
+    let fields: Vec<&Value> = changes[0]["diffs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| &d["field"])
+        .collect();
+    assert_eq!(fields, ["image_uri"], "{changes:?}");
+    assert_eq!(changes[0]["diffs"][0]["observed"], before.as_str());
+
+    let apply = controller(&["apply"], &config, &[]);
+    assert_eq!(apply.code, 0, "{}", apply.stderr);
+    let images = &apply.json["images"];
+    assert_eq!(keys(&images["built"]), ["detection"], "{images}");
+    assert_eq!(keys(&images["pushed"]), ["detection"], "{images}");
+    assert_eq!(keys(&images["unchanged"]), ["training"], "{images}");
+    let mutating = &apply.json["outcome"]["calls"]["mutating_calls"];
+    assert_eq!(
+        mutating.as_object().map(|calls| calls.len()),
+        Some(1),
+        "{mutating}"
+    );
+    assert_eq!(mutating["Lambda.UpdateFunctionCode"], 1, "{mutating}");
+    let after = image_uri(&aws, "anomaly-local-detection").await.unwrap();
+    assert_ne!(after, before);
+    assert_pinned_in_registry(&registry, &after, "anomaly-local/detection").await;
+    assert_eq!(
+        image_uri(&aws, "anomaly-local-training").await.unwrap(),
+        training
+    );
+}
+
+/// A Lambda runtime API that hands out one event and collects the answer.
+async fn serve_runtime_api(
+    event: Value,
+) -> (
+    std::net::SocketAddr,
+    tokio::sync::mpsc::UnboundedReceiver<(String, Value)>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+    let handed_out = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let (event, sender, handed_out) = (event.clone(), sender.clone(), handed_out.clone());
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    move |request: Request<hyper::body::Incoming>| {
+                        let (event, sender, handed_out) =
+                            (event.clone(), sender.clone(), handed_out.clone());
+                        async move {
+                            let path = request.uri().path().to_string();
+                            if path == "/2018-06-01/runtime/invocation/next" {
+                                if handed_out.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                                    std::future::pending::<()>().await;
+                                }
+                                let deadline = std::time::SystemTime::now()
+                                    .duration_since(std::time::UNIX_EPOCH)
+                                    .unwrap()
+                                    .as_millis()
+                                    + 30_000;
+                                return Ok::<_, Infallible>(
+                                Response::builder()
+                                    .header("Lambda-Runtime-Aws-Request-Id", "request-1")
+                                    .header("Lambda-Runtime-Deadline-Ms", deadline.to_string())
+                                    .header(
+                                        "Lambda-Runtime-Invoked-Function-Arn",
+                                        "arn:aws:lambda:us-east-1:123456789012:function:anomaly-local-detection",
+                                    )
+                                    .header("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000")
+                                    .body(Full::new(Bytes::from(event.to_string())))
+                                    .unwrap(),
+                            );
+                            }
+                            let body = request
+                                .into_body()
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
+                            let value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                            let _ = sender.send((path, value));
+                            Ok(Response::builder()
+                                .status(202)
+                                .body(Full::new(Bytes::from_static(b"{}")))
+                                .unwrap())
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (addr, receiver)
+}
+
+fn run(command: &mut std::process::Command) -> String {
+    let output = command.output().expect("the command runs");
+    assert!(output.status.success(), "{command:?}: {}", stderr(&output));
+    stdout(&output)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_detection_image_answers_health_through_the_lambda_runtime_api() {
+    require_docker();
+    let docker = workspace().join("docker");
+    let progress = Progress::lines();
+    let engine = Engine::connect().await.expect("the Docker daemon answers");
+    let detection = build_binary(
+        "detection",
+        &docker.join("detection.Dockerfile"),
+        Architecture::X86_64,
+    )
+    .unwrap();
+    let training = build_binary(
+        "training",
+        &docker.join("training.Dockerfile"),
+        Architecture::X86_64,
+    )
+    .unwrap();
+    let include = [PathBuf::from("/etc/ssl/certs/ca-certificates.crt")];
+    let context =
+        BuildContext::assemble(&docker.join("detection.Dockerfile"), &detection, &include).unwrap();
+    let image = format!("image-test/detection:{}", context.tag());
+    engine
+        .build("detection", &context, &image, &progress)
+        .await
+        .unwrap();
+
+    // A real model: trained by the training binary the other image holds.
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    let model = dir.path().join("model.json");
+    run(std::process::Command::new(&training.path)
+        .args(["generate", "--count", "3000", "--seed", "7", "--out"])
+        .arg(&events));
+    run(std::process::Command::new(&training.path)
+        .args(["train", "--min-events", "1000", "--trees", "20", "--source"])
+        .arg(format!("file:{}", events.display()))
+        .arg("--out")
+        .arg(&model));
+
+    let event: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            workspace().join("functions/detection/tests/fixtures/apigw/get_health.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let (addr, mut answers) = serve_runtime_api(event).await;
+    let name = format!("image-test-{}", std::process::id());
+    let container = run(std::process::Command::new("docker")
+        .args(["run", "-d", "--rm", "--network", "host", "--name", &name])
+        .args([
+            "-e",
+            &format!("AWS_LAMBDA_RUNTIME_API={addr}"),
+            "-e",
+            "AWS_LAMBDA_FUNCTION_NAME=anomaly-local-detection",
+            "-e",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=1024",
+            "-e",
+            "AWS_LAMBDA_FUNCTION_VERSION=$LATEST",
+            "-e",
+            "AWS_LAMBDA_LOG_STREAM_NAME=test",
+            "-e",
+            "AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/anomaly-local-detection",
+            "-e",
+            "AWS_REGION=us-east-1",
+            "-e",
+            "MODEL_FILE=/model.json",
+            "-v",
+            &format!("{}:/model.json:ro", model.display()),
+            &image,
+        ]));
+    let answer = tokio::time::timeout(Duration::from_secs(30), answers.recv()).await;
+    let logs = std::process::Command::new("docker")
+        .args(["logs", &name])
+        .output()
+        .map(|o| stderr(&o) + &stdout(&o))
+        .unwrap_or_default();
+    let _ = std::process::Command::new("docker")
+        .args(["rm", "-f", &name])
+        .output();
+    let (path, body) = answer
+        .unwrap_or_else(|_| panic!("no answer from container {container}; its logs:\n{logs}"))
+        .expect("the runtime API runs");
+    assert_eq!(
+        path, "/2018-06-01/runtime/invocation/request-1/response",
+        "{body}\n{logs}"
+    );
+    assert_eq!(body["statusCode"], 200, "{body}\n{logs}");
+    let health: Value = serde_json::from_str(body["body"].as_str().unwrap()).unwrap();
+    assert_eq!(health["status"], "healthy", "{health}");
+    let size = std::fs::metadata(&detection.path).unwrap().len();
+    eprintln!("detection binary: {:.1} MB", size as f64 / 1e6);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn build_and_push_failures_leave_nothing_half_deployed() {
+    require_docker();
+    let aws = LocalAws::start().await;
+    let registry = LocalRegistry::start().await;
+    let good = config(&aws, &registry, None);
+    let sdk = sdk(&aws).await;
+    let repositories = || async {
+        sdk.ecr
+            .describe_repositories()
+            .send()
+            .await
+            .unwrap()
+            .repositories()
+            .len()
+    };
+
+    // A Dockerfile that fails at its third step (scratch has no shell).
+    let bad_dir = tempfile::tempdir_in(workspace().join("target")).unwrap();
+    std::fs::write(
+        bad_dir.path().join("detection.Dockerfile"),
+        "FROM scratch\nCOPY detection /detection\nRUN /detection --version\n",
+    )
+    .unwrap();
+    std::fs::write(bad_dir.path().join("ca-certificates.crt"), "").unwrap();
+    let broken = config(&aws, &registry, Some(bad_dir.path()));
+    let run = controller(&["apply"], &broken, &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("failed to build at Step 3/3 : RUN /detection --version"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!((function_count(&aws).await, repositories().await), (0, 0));
+    assert!(registry.tags("anomaly-local/detection").await.is_empty());
+
+    // A package without a binary.
+    let no_binary = good.replacen("package = \"detection\"", "package = \"anomaly\"", 1);
+    let run = controller(&["apply"], &no_binary, &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("package anomaly") && run.stderr.contains("no binary"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!((function_count(&aws).await, repositories().await), (0, 0));
+
+    // No daemon.
+    let run = controller(
+        &["apply"],
+        &good,
+        &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("DOCKER_HOST") && run.stderr.contains("/nonexistent/docker.sock"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!((function_count(&aws).await, repositories().await), (0, 0));
+
+    // A registry that refuses the push: the repositories exist, no function does.
+    let read_only = LocalRegistry::start_read_only().await;
+    let refused = config(&aws, &read_only, None);
+    let run = controller(&["apply"], &refused, &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("pushing") && run.stderr.contains("failed"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        function_count(&aws).await,
+        0,
+        "no function points at an image the registry lacks"
+    );
+
+    // The same deployment then converges with a registry that takes it.
+    let run = controller(&["apply"], &good, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(function_count(&aws).await, 2);
+}
