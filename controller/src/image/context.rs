@@ -2,7 +2,7 @@
 //! the binary, with fixed owners, modes and times, so that the same inputs
 //! always give the same bytes. The image tag is the SHA-256 of those bytes.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
@@ -21,24 +21,38 @@ pub struct BuildContext {
 }
 
 impl BuildContext {
-    /// Packs `Dockerfile` (from `dockerfile`) and the binary (under its own
-    /// name, executable) into a tar.
-    pub fn assemble(dockerfile: &Path, binary: &Binary) -> Result<BuildContext, ImageError> {
+    /// Packs `Dockerfile` (from `dockerfile`), the binary (under its own
+    /// name, executable) and the `include`d files (under their file names)
+    /// into a tar.
+    pub fn assemble(
+        dockerfile: &Path,
+        binary: &Binary,
+        include: &[PathBuf],
+    ) -> Result<BuildContext, ImageError> {
         let read = |path: &Path| {
             std::fs::read(path).map_err(|source| ImageError::Read {
                 path: path.to_path_buf(),
                 source,
             })
         };
-        let files = [
-            ("Dockerfile", read(dockerfile)?, 0o644),
-            (binary.name.as_str(), read(&binary.path)?, 0o755),
+        let mut files = vec![
+            ("Dockerfile".to_string(), read(dockerfile)?, 0o644),
+            (binary.name.clone(), read(&binary.path)?, 0o755),
         ];
+        for path in include {
+            let name = path
+                .file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            files.push((name, read(path)?, 0o644));
+        }
         BuildContext::from_files(&files)
     }
 
     /// Packs the given `(name, bytes, mode)` files, in that order.
-    pub fn from_files(files: &[(&str, Vec<u8>, u32)]) -> Result<BuildContext, ImageError> {
+    pub fn from_files<N: AsRef<str>>(
+        files: &[(N, Vec<u8>, u32)],
+    ) -> Result<BuildContext, ImageError> {
         let mut builder = tar::Builder::new(Vec::new());
         for (name, data, mode) in files {
             let mut header = tar::Header::new_gnu();
@@ -49,9 +63,9 @@ impl BuildContext {
             header.set_gid(0);
             header.set_entry_type(tar::EntryType::Regular);
             builder
-                .append_data(&mut header, name, data.as_slice())
+                .append_data(&mut header, name.as_ref(), data.as_slice())
                 .map_err(|source| ImageError::Read {
-                    path: name.into(),
+                    path: name.as_ref().into(),
                     source,
                 })?;
         }

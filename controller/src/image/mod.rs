@@ -153,7 +153,7 @@ impl Images {
         };
         for (function, build) in builds {
             let binary = build_binary(&build.package, &build.dockerfile, function.architecture)?;
-            let context = BuildContext::assemble(&build.dockerfile, &binary)?;
+            let context = BuildContext::assemble(&build.dockerfile, &binary, &build.include)?;
             let registry = images.registry.as_ref().expect("set above");
             let digest = registry
                 .digest(&function.repository.name, context.tag())
