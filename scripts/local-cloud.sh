@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# The local cloud: moto server answering the AWS APIs on loopback.
+# The local cloud: moto server answering the AWS APIs on loopback, the
+# Docker engine that builds the function images, and a registry standing in
+# for ECR's registry endpoint.
 #
-#   scripts/local-cloud.sh install   install what is missing (moto server)
-#   scripts/local-cloud.sh start     start moto on 127.0.0.1:${MOTO_PORT:-4566}
+#   scripts/local-cloud.sh install   install what is missing (moto server, docker.io, docker-registry)
+#   scripts/local-cloud.sh start     start dockerd (unless one answers), the registry on
+#                                    127.0.0.1:${REGISTRY_PORT:-5000} and moto on 127.0.0.1:${MOTO_PORT:-4566}
+#   scripts/local-cloud.sh engine    start dockerd only, unless one answers (the image tests need it)
 #   scripts/local-cloud.sh stop      stop what `start` started
 #   scripts/local-cloud.sh status    say what runs
 #
@@ -15,6 +19,7 @@ here="$(cd "$(dirname "$0")/.." && pwd)"
 state="$here/.local-cloud"
 moto_port="${MOTO_PORT:-4566}"
 moto_version="5.2.1"
+registry_port="${REGISTRY_PORT:-5000}"
 
 log() { printf '==> %s\n' "$*" >&2; }
 
@@ -28,6 +33,51 @@ install() {
         python3 -m pip install --quiet "moto[server]==$moto_version"
     fi
     command -v moto_server >/dev/null || { log "moto_server is not on PATH after install"; exit 1; }
+    if ! command -v dockerd >/dev/null || ! command -v docker-registry >/dev/null; then
+        log "installing docker.io and docker-registry"
+        apt-get update -qq && apt-get install -y -qq docker.io docker-registry >/dev/null
+    fi
+}
+
+# dockerd, unless a daemon already answers (its pid is kept only if we started it).
+engine() {
+    mkdir -p "$state"
+    if docker info >/dev/null 2>&1; then
+        log "the Docker daemon answers"
+        return 0
+    fi
+    log "starting dockerd"
+    nohup dockerd >"$state/dockerd.log" 2>&1 &
+    echo $! >"$state/dockerd.pid"
+    for _ in $(seq 1 100); do
+        if docker info >/dev/null 2>&1; then return 0; fi
+        sleep 0.2
+    done
+    log "dockerd did not answer; see $state/dockerd.log"; exit 1
+}
+
+registry() {
+    mkdir -p "$state/registry"
+    if [ -f "$state/registry.pid" ] && kill -0 "$(cat "$state/registry.pid")" 2>/dev/null; then
+        log "the registry already runs (pid $(cat "$state/registry.pid")) on 127.0.0.1:$registry_port"
+        return 0
+    fi
+    cat >"$state/registry.yml" <<EOT
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $state/registry
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$registry_port
+EOT
+    log "starting the registry on 127.0.0.1:$registry_port"
+    nohup docker-registry serve "$state/registry.yml" >"$state/registry.log" 2>&1 &
+    echo $! >"$state/registry.pid"
+    wait_for "http://127.0.0.1:$registry_port/v2/" "the registry"
 }
 
 wait_for() {
@@ -42,6 +92,8 @@ wait_for() {
 start() {
     install
     mkdir -p "$state"
+    engine
+    registry
     if [ -f "$state/moto.pid" ] && kill -0 "$(cat "$state/moto.pid")" 2>/dev/null; then
         log "moto already runs (pid $(cat "$state/moto.pid")) on 127.0.0.1:$moto_port"
     else
@@ -53,6 +105,13 @@ start() {
 }
 
 stop() {
+    for service in registry dockerd; do
+        if [ -f "$state/$service.pid" ]; then
+            local owned; owned="$(cat "$state/$service.pid")"
+            if kill -0 "$owned" 2>/dev/null; then log "stopping $service (pid $owned)"; kill "$owned"; fi
+            rm -f "$state/$service.pid"
+        fi
+    done
     if [ -f "$state/moto.pid" ]; then
         local pid; pid="$(cat "$state/moto.pid")"
         if kill -0 "$pid" 2>/dev/null; then log "stopping moto (pid $pid)"; kill "$pid"; fi
@@ -66,12 +125,19 @@ status() {
     else
         echo "moto: stopped"
     fi
+    if [ -f "$state/registry.pid" ] && kill -0 "$(cat "$state/registry.pid")" 2>/dev/null; then
+        echo "registry: running, pid $(cat "$state/registry.pid"), 127.0.0.1:$registry_port"
+    else
+        echo "registry: stopped"
+    fi
+    if docker info >/dev/null 2>&1; then echo "docker: answers"; else echo "docker: not answering"; fi
 }
 
 case "${1:-}" in
     install) install ;;
     start) start ;;
+    engine) install; engine ;;
     stop) stop ;;
     status) status ;;
-    *) echo "usage: $0 install|start|stop|status" >&2; exit 2 ;;
+    *) echo "usage: $0 install|start|engine|stop|status" >&2; exit 2 ;;
 esac

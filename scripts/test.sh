@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/local-cloud.sh install
+# The image tests build with the Docker daemon (each starts its own registry).
+scripts/local-cloud.sh engine
 export CARGO_INCREMENTAL=0
 export CARGO_TERM_COLOR=never
 
