@@ -136,12 +136,15 @@ async fn scheduled_events_train_and_respect_the_minimum() {
     }
     let _ = child.kill();
     let _ = child.wait();
-    let rt = rt.lock().unwrap();
-    assert!(rt.errors.is_empty(), "{:?}", rt.errors);
-    let first = &rt.responses["run-1"];
+    let (errors, responses) = {
+        let r = rt.lock().unwrap();
+        (r.errors.clone(), r.responses.clone())
+    };
+    assert!(errors.is_empty(), "{errors:?}");
+    let first = &responses["run-1"];
     assert_eq!(first["status"], "promoted", "{first}");
     assert_eq!(first["events"], 2000);
-    let second = &rt.responses["run-2"];
+    let second = &responses["run-2"];
     assert_eq!(second["status"], "not_promoted", "{second}");
     assert_eq!(second["previous_version"], first["version"]);
     let store = ModelStore::new(s3, "models", "models/");
