@@ -1,0 +1,509 @@
+//! `controller run` as a process against moto: drift noticed within an
+//! interval and reported (logs, `/status`, `/metrics`) or repaired; config
+//! edits picked up, broken ones ignored; SIGTERM mid-reconcile; `/metrics`
+//! as Prometheus text.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+use test_harness::{FaultProxy, FaultRates, LocalAws, RequestMatch, ScriptedResponse};
+
+const DETECTION_LOGS: &str = "log_group /aws/lambda/anomaly-local-detection";
+
+/// A running daemon with its JSON log lines collected.
+struct Daemon {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+    address: String,
+}
+
+impl Daemon {
+    async fn start(config: &Path, mode: &str, interval: &str) -> Daemon {
+        let mut child = controller_command(&[
+            "run",
+            config.to_str().unwrap(),
+            "--mode",
+            mode,
+            "--interval",
+            interval,
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--lease-ttl",
+            "10s",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("daemon starts");
+        let stderr = child.stderr.take().unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let mut daemon = Daemon {
+            child,
+            lines,
+            address: String::new(),
+        };
+        let listening = daemon
+            .wait_log(Duration::from_secs(20), |line| {
+                line["fields"]["message"] == "listening"
+            })
+            .await;
+        daemon.address = listening["fields"]["address"].as_str().unwrap().to_string();
+        daemon
+    }
+
+    fn logs(&self) -> Vec<Value> {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
+
+    fn dump(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    async fn wait_log(&self, timeout: Duration, matches: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(line) = self.logs().into_iter().find(|line| matches(line)) {
+                return line;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no matching log line within {timeout:?}:\n{}",
+                self.dump()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        http_get(&self.address, path)
+    }
+
+    fn status(&self) -> Value {
+        serde_json::from_str(&self.get("/status").1).expect("/status is JSON")
+    }
+
+    fn metrics(&self) -> String {
+        self.get("/metrics").1
+    }
+
+    async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.get("/readyz").0 != 200 {
+            assert!(Instant::now() < deadline, "never ready:\n{}", self.dump());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .args(["-s", name, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    async fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "daemon still running:\n{}",
+                self.dump()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn stop(mut self) {
+        self.signal("TERM");
+        let status = self.wait_exit(Duration::from_secs(30)).await;
+        assert!(status.success(), "{status:?}:\n{}", self.dump());
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A plain HTTP/1.1 GET; returns the status and the body.
+fn http_get(address: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(address).expect("daemon listens");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").expect("HTTP response");
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, body.to_string())
+}
+
+/// The value of one sample line (`name{labels} value`) in a metrics text.
+fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+async fn retention(sdk: &Sdk, group: &str) -> Option<i32> {
+    sdk.logs
+        .describe_log_groups()
+        .log_group_name_prefix(group)
+        .send()
+        .await
+        .unwrap()
+        .log_groups()
+        .iter()
+        .find(|g| g.log_group_name() == Some(group))
+        .and_then(|g| g.retention_in_days())
+}
+
+async fn set_retention(sdk: &Sdk, group: &str, days: i32) {
+    sdk.logs
+        .put_retention_policy()
+        .log_group_name(group)
+        .retention_in_days(days)
+        .send()
+        .await
+        .unwrap();
+}
+
+fn is_drift(line: &Value, resource: &str, field: &str) -> bool {
+    line["fields"]["message"] == "drift"
+        && line["fields"]["resource"] == resource
+        && line["fields"]["field"] == field
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_mode_notices_drift_within_an_interval_and_enforce_mode_repairs_it() {
+    let aws = LocalAws::start().await;
+    local_controller(&aws).await.apply().await.unwrap();
+    let sdk = sdk(&aws).await;
+    let config = write_config(&local_config(aws.endpoint_url()));
+    let group = "/aws/lambda/anomaly-local-detection";
+
+    let daemon = Daemon::start(&config.path, "report", "2s").await;
+    daemon.wait_ready().await;
+    assert_eq!(daemon.get("/healthz").0, 200);
+    assert_eq!(
+        sample(
+            &daemon.metrics(),
+            "controller_drifted_resources{kind=\"log_group\"}"
+        ),
+        Some(0.0)
+    );
+
+    // Out of band: someone changes the retention.
+    set_retention(&sdk, group, 30).await;
+    let changed = Instant::now();
+    let line = daemon
+        .wait_log(Duration::from_secs(10), |line| {
+            is_drift(line, DETECTION_LOGS, "retention_days")
+        })
+        .await;
+    let noticed = changed.elapsed();
+    // One interval (2 s, plus a tenth of jitter) and the reconcile itself.
+    assert!(
+        noticed < Duration::from_millis(3500),
+        "noticed after {noticed:?}"
+    );
+    assert_eq!(line["fields"]["desired"], "7");
+    assert_eq!(line["fields"]["observed"], "30");
+
+    let status = daemon.status();
+    let resource = &status["resources"][DETECTION_LOGS];
+    assert_eq!(resource["drifted"], true, "{status:#}");
+    assert_eq!(resource["action"], "update");
+    assert_eq!(resource["diffs"][0]["field"], "retention_days");
+    assert!(status["last_plan"]["changes"].is_array());
+    let metrics = daemon.metrics();
+    assert_eq!(
+        sample(&metrics, "controller_drifted_resources{kind=\"log_group\"}"),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(&metrics, "controller_mutating_calls_total"),
+        Some(0.0)
+    );
+    // Report mode changes nothing, however many intervals pass.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(retention(&sdk, group).await, Some(30));
+    assert_eq!(
+        sample(&daemon.metrics(), "controller_mutating_calls_total"),
+        Some(0.0)
+    );
+    daemon.stop().await;
+
+    // Enforce mode repairs it, under the lease.
+    let daemon = Daemon::start(&config.path, "enforce", "2s").await;
+    daemon
+        .wait_log(Duration::from_secs(15), |line| {
+            line["fields"]["message"] == "reconciled" && line["fields"]["repaired"] == 1
+        })
+        .await;
+    assert_eq!(retention(&sdk, group).await, Some(7));
+    let metrics = daemon.metrics();
+    assert!(sample(&metrics, "controller_mutating_calls_total").unwrap() >= 1.0);
+    assert_eq!(
+        sample(&metrics, "controller_repairs_total{kind=\"log_group\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&metrics, "controller_drifted_resources{kind=\"log_group\"}"),
+        Some(0.0)
+    );
+    let logs = daemon.logs();
+    assert!(
+        logs.iter()
+            .any(|line| line["fields"]["message"] == "lease acquired")
+            && logs
+                .iter()
+                .any(|line| line["fields"]["message"] == "lease released"),
+        "{}",
+        daemon.dump()
+    );
+    assert!(
+        status_of_lease(&sdk).await.is_none(),
+        "the lease is released"
+    );
+    daemon.stop().await;
+}
+
+async fn status_of_lease(sdk: &Sdk) -> Option<controller::lease::Current> {
+    controller::lease::current(&sdk.s3, "anomaly-local-models")
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_edits_are_picked_up_and_a_broken_edit_is_reported_and_ignored() {
+    let aws = LocalAws::start().await;
+    local_controller(&aws).await.apply().await.unwrap();
+    let text = local_config(aws.endpoint_url());
+    let config = write_config(&text);
+    // A long interval: only the edit can cause the next reconcile.
+    let daemon = Daemon::start(&config.path, "report", "10m").await;
+    daemon.wait_ready().await;
+
+    std::fs::write(
+        &config.path,
+        text.replacen("retention_days = 7", "retention_days = 14", 1),
+    )
+    .unwrap();
+    let line = daemon
+        .wait_log(Duration::from_secs(10), |line| {
+            is_drift(line, DETECTION_LOGS, "retention_days")
+        })
+        .await;
+    assert_eq!(line["fields"]["desired"], "14");
+    assert_eq!(line["fields"]["observed"], "7");
+    assert_eq!(
+        sample(&daemon.metrics(), "controller_config_reloads_total"),
+        Some(1.0)
+    );
+
+    // A broken edit: reported, and the last good desired state is kept.
+    std::fs::write(
+        &config.path,
+        text.replacen("memory_mb = 1024", "memory_mb = \"lots\"", 1),
+    )
+    .unwrap();
+    let error = daemon
+        .wait_log(Duration::from_secs(10), |line| {
+            line["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("invalid configuration edit ignored"))
+        })
+        .await;
+    assert!(
+        error["fields"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("deployment.toml:24:"),
+        "{error}"
+    );
+    let status = daemon.status();
+    assert!(
+        status["config_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("deployment.toml:24:")),
+        "{status:#}"
+    );
+    assert_eq!(
+        status["resources"][DETECTION_LOGS]["diffs"][0]["desired"], 14,
+        "{status:#}"
+    );
+    assert_eq!(
+        sample(
+            &daemon.metrics(),
+            "controller_reconcile_errors_total{kind=\"config\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        daemon
+            .logs()
+            .iter()
+            .filter(|line| line["fields"]["message"] == "reconciled")
+            .count(),
+        2,
+        "the broken edit caused no reconcile:\n{}",
+        daemon.dump()
+    );
+
+    // Fixed again: taken, and the error cleared.
+    std::fs::write(&config.path, &text).unwrap();
+    daemon
+        .wait_log(Duration::from_secs(10), |line| {
+            line["fields"]["message"] == "reconciled"
+                && line["fields"]["trigger"] == "ConfigChange"
+                && line["fields"]["drifted"] == 0
+        })
+        .await;
+    assert!(daemon.status()["config_error"].is_null());
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_reconcile_finishes_it_exits_zero_and_the_next_run_converges() {
+    let aws = LocalAws::start().await;
+    // Lambda refuses the new role for a while: the first reconcile lasts.
+    let proxy = FaultProxy::start(aws.addr(), FaultRates::default()).await;
+    proxy.script(
+        RequestMatch::lambda("POST", "/2015-03-31/functions"),
+        ScriptedResponse::lambda_error(
+            400,
+            "InvalidParameterValueException",
+            "The role defined for the function cannot be assumed by Lambda.",
+        ),
+        4,
+    );
+    let config = write_config(&local_config(&proxy.endpoint_url()));
+    let mut daemon = Daemon::start(&config.path, "enforce", "1m").await;
+    daemon
+        .wait_log(Duration::from_secs(20), |line| {
+            line["fields"]["message"] == "lease acquired"
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    daemon.signal("TERM");
+    let status = daemon.wait_exit(Duration::from_secs(60)).await;
+    assert_eq!(status.code(), Some(0), "{}", daemon.dump());
+    let logs = daemon.logs();
+    let position = |message: &str| {
+        logs.iter()
+            .position(|line| line["fields"]["message"] == message)
+            .unwrap_or_else(|| panic!("no {message:?}:\n{}", daemon.dump()))
+    };
+    // The reconcile in flight finished after the signal, then it stopped.
+    assert!(position("stopping: finishing the reconcile in flight") < position("reconciled"));
+    assert!(position("lease released") < position("stopped"));
+
+    // Directly at moto: the next run finds a converged deployment, no lease left.
+    let sdk = sdk(&aws).await;
+    assert!(status_of_lease(&sdk).await.is_none());
+    let direct = write_config(&local_config(aws.endpoint_url()));
+    let mut next = Daemon::start(&direct.path, "enforce", "1m").await;
+    next.wait_ready().await;
+    assert_eq!(inventory(&sdk).await, FULL);
+    let diff = run_controller(&["diff", direct.path.to_str().unwrap()]);
+    assert_eq!(diff.status.code(), Some(0), "{}", stdout(&diff));
+    next.signal("INT");
+    assert!(next.wait_exit(Duration::from_secs(30)).await.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_parse_as_prometheus_text() {
+    let aws = LocalAws::start().await;
+    // Nothing exists yet: report mode sees every resource drifted, and a
+    // broken edit adds an error sample.
+    let text = local_config(aws.endpoint_url());
+    let config = write_config(&text);
+    let daemon = Daemon::start(&config.path, "report", "1s").await;
+    daemon.wait_ready().await;
+    std::fs::write(&config.path, "[deployment\n").unwrap();
+    daemon
+        .wait_log(Duration::from_secs(10), |line| {
+            line["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("invalid configuration edit"))
+        })
+        .await;
+    let (code, metrics) = daemon.get("/metrics");
+    assert_eq!(code, 200);
+
+    // Every line is a comment the format knows or a sample.
+    for line in metrics.lines() {
+        match prometheus_parse::LineInfo::parse(line) {
+            prometheus_parse::LineInfo::Doc { .. }
+            | prometheus_parse::LineInfo::Type { .. }
+            | prometheus_parse::LineInfo::Sample { .. } => {}
+            _ => assert_eq!(line, "# EOF", "not Prometheus text: {line:?}"),
+        }
+    }
+    let scrape = prometheus_parse::Scrape::parse(metrics.lines().map(|line| Ok(line.to_string())))
+        .expect("parses");
+    let find = |name: &str| {
+        scrape
+            .samples
+            .iter()
+            .filter(|sample| sample.metric == name)
+            .collect::<Vec<_>>()
+    };
+    let drifted = find("controller_drifted_resources");
+    assert_eq!(drifted.len(), 5, "one series per kind: {metrics}");
+    let functions = drifted
+        .iter()
+        .find(|sample| sample.labels.get("kind") == Some("function"))
+        .unwrap();
+    assert_eq!(functions.value, prometheus_parse::Value::Gauge(2.0));
+    let histogram = find("controller_reconcile_duration_seconds");
+    assert!(
+        matches!(&histogram[0].value, prometheus_parse::Value::Histogram(buckets) if buckets.len() == 13),
+        "{histogram:?}"
+    );
+    let errors = find("controller_reconcile_errors_total");
+    assert_eq!(errors[0].labels.get("kind"), Some("config"));
+    for name in [
+        "controller_reconciles_total",
+        "controller_api_calls_total",
+        "controller_mutating_calls_total",
+        "controller_last_success_timestamp_seconds",
+        "controller_ready",
+    ] {
+        assert_eq!(find(name).len(), 1, "{name} in {metrics}");
+    }
+    daemon.stop().await;
+}
