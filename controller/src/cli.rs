@@ -3,13 +3,19 @@
 //! 2 `diff` found differences).
 
 use std::io::{BufRead, IsTerminal, Write};
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::plan::Action;
+use crate::daemon::{self, Mode};
+use crate::image::{self, Images, Progress};
+use crate::lease::{self, Lease};
+use crate::plan::{Action, Plan};
 use crate::reconcile::{BucketOnDestroy, Controller, Outcome};
+use crate::resources::Kind;
 use crate::spec::Spec;
 
 /// Exit code: success, or no difference.
@@ -70,11 +76,18 @@ enum Command {
     /// Show what differs, field by field; read-only. Exit 0 in sync, 2 differs, 1 error.
     Diff(ConfigArg),
     /// Converge the deployment to the file.
-    Apply(ConfigArg),
+    Apply {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(flatten)]
+        lease: LeaseArgs,
+    },
     /// Delete what the deployment owns, in reverse dependency order.
     Destroy {
         #[command(flatten)]
         config: ConfigArg,
+        #[command(flatten)]
+        lease: LeaseArgs,
         /// Keep the model bucket and its objects, whatever the file says.
         #[arg(long, conflicts_with = "delete_bucket")]
         retain_bucket: bool,
@@ -85,6 +98,40 @@ enum Command {
         #[arg(long, short = 'y')]
         yes: bool,
     },
+    /// Run until stopped: reconcile every interval and on edits of the file;
+    /// report the drift, or repair it with `--mode enforce`.
+    Run {
+        /// The desired-state file, watched for edits.
+        #[arg(default_value = "config/prod.toml")]
+        config: PathBuf,
+        /// Time between reconciles (`30s`, `5m`, `1h`), give or take a tenth.
+        #[arg(long, default_value = "5m", value_parser = parse_duration)]
+        interval: Duration,
+        /// `report` logs and exposes drift; `enforce` repairs it.
+        #[arg(long, value_enum, default_value_t = Mode::Report)]
+        mode: Mode,
+        /// Address of the HTTP endpoints (/healthz, /readyz, /metrics, /status).
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        listen: SocketAddr,
+        /// Time to live of the writers' lease (renewed every third of it).
+        #[arg(long, hide = true, default_value = "60s", value_parser = parse_duration)]
+        lease_ttl: Duration,
+    },
+}
+
+/// The writers' lease, held while apply or destroy changes the deployment.
+#[derive(Debug, Args)]
+struct LeaseArgs {
+    /// How long to wait for another writer's lease before giving up (`0s`: fail at once).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    wait_lease: Duration,
+    /// Time to live of the writers' lease (renewed every third of it).
+    #[arg(long, hide = true, default_value = "60s", value_parser = parse_duration)]
+    lease_ttl: Duration,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|error| format!("{error} (write e.g. 10s, 5m, 1h)"))
 }
 
 /// Runs the command line and returns the process exit code.
@@ -150,12 +197,18 @@ async fn execute(command: Command) -> Result<i32> {
             Ok(EXIT_OK)
         }
         Command::Diff(config) => {
-            let controller = Controller::connect(load(&config)?).await?;
-            let plan = controller.plan().await?;
+            let mut controller = Controller::connect(load(&config)?).await?;
+            let images = Images::prepare(
+                &controller.spec,
+                &controller.ctx.clients,
+                &Progress::detect(),
+            )
+            .await?;
+            let plan = image::plan(&mut controller, &images).await?;
             let differs = plan.has_changes();
             if config.output == Output::Json {
                 print_json(
-                    &serde_json::json!({"in_sync": !differs, "plan": plan, "calls": controller.calls()}),
+                    &serde_json::json!({"in_sync": !differs, "plan": plan, "calls": controller.calls(), "images": images.report()}),
                 )?;
             } else {
                 println!("{plan}");
@@ -168,16 +221,36 @@ async fn execute(command: Command) -> Result<i32> {
             }
             Ok(if differs { EXIT_DIFFERS } else { EXIT_OK })
         }
-        Command::Apply(config) => {
-            let controller = Controller::connect(load(&config)?).await?;
-            let plan = controller.plan().await?;
+        Command::Apply { config, lease } => {
+            let mut controller = Controller::connect(load(&config)?).await?;
+            let progress = Progress::detect();
+            let mut images =
+                Images::prepare(&controller.spec, &controller.ctx.clients, &progress).await?;
+            let mut plan = image::plan(&mut controller, &images).await?;
+            // Changes to make: take the writers' lease and plan again under it.
+            let lease = if plan.has_changes() {
+                let held = take_lease(&controller, &lease, "apply", true).await?;
+                plan = match image::plan(&mut controller, &images).await {
+                    Ok(plan) => plan,
+                    Err(error) => {
+                        release(held).await;
+                        return Err(error.into());
+                    }
+                };
+                Some(held)
+            } else {
+                None
+            };
             if config.output == Output::Text {
                 println!("{plan}");
             }
             if !plan.has_changes() {
+                if let Some(held) = lease {
+                    release(held).await;
+                }
                 if config.output == Output::Json {
                     print_json(
-                        &serde_json::json!({"changed": false, "plan": plan, "calls": controller.calls()}),
+                        &serde_json::json!({"changed": false, "plan": plan, "calls": controller.calls(), "images": images.report()}),
                     )?;
                 } else {
                     println!(
@@ -187,12 +260,26 @@ async fn execute(command: Command) -> Result<i32> {
                 }
                 return Ok(EXIT_OK);
             }
-            let outcome = controller.apply_plan(plan).await?;
-            report(&outcome, config.output, "Applied")?;
+            let outcome = image::apply(&mut controller, &mut images, plan, &progress).await;
+            if let Some(held) = lease {
+                release(held).await;
+            }
+            let outcome = outcome?;
+            if config.output == Output::Json {
+                print_json(
+                    &serde_json::json!({"changed": true, "outcome": outcome, "images": images.report()}),
+                )?;
+            } else {
+                report(&outcome, config.output, "Applied")?;
+                if !images.report().images.is_empty() {
+                    println!("Images: {}.", images.report().summary());
+                }
+            }
             Ok(EXIT_OK)
         }
         Command::Destroy {
             config,
+            lease,
             retain_bucket,
             delete_bucket,
             yes,
@@ -222,11 +309,113 @@ async fn execute(command: Command) -> Result<i32> {
             if !yes {
                 confirm(&name)?;
             }
-            let outcome = controller.destroy_plan(plan).await?;
+            let outcome = destroy_under_lease(&controller, plan, bucket, &lease).await?;
             report(&outcome, config.output, "Destroyed")?;
             Ok(EXIT_OK)
         }
+        Command::Run {
+            config,
+            interval,
+            mode,
+            listen,
+            lease_ttl,
+        } => {
+            daemon::run(daemon::Options {
+                config,
+                interval,
+                mode,
+                listen,
+                lease_ttl,
+                watch_period: Duration::from_secs(1),
+            })
+            .await?;
+            Ok(EXIT_OK)
+        }
     }
+}
+
+/// Takes the writers' lease in the model bucket, creating the bucket first
+/// when `ensure_bucket` and it is absent.
+async fn take_lease(
+    controller: &Controller,
+    args: &LeaseArgs,
+    command: &str,
+    ensure_bucket: bool,
+) -> Result<Lease> {
+    if ensure_bucket && controller.ensure_bucket().await? {
+        tracing::info!(bucket = %controller.spec.bucket.name, "created the model bucket first: it holds the writers' lease");
+    }
+    let s3 = lease::connect(&controller.spec.deployment).await;
+    let options = lease::Options {
+        ttl: args.lease_ttl,
+        wait: args.wait_lease,
+        command: command.to_string(),
+    };
+    let deployment = &controller.spec.deployment;
+    Ok(Lease::acquire(
+        &s3,
+        &controller.spec.bucket.name,
+        &deployment.name,
+        &options,
+    )
+    .await?)
+}
+
+async fn release(lease: Lease) {
+    if let Err(error) = lease.release().await {
+        tracing::warn!(%error, "cannot release the writers' lease; it expires on its own");
+    }
+}
+
+/// Destroys under the lease, planning again once it is held. When the bucket
+/// is to be deleted, the lease is released first (it lives in the bucket).
+/// Without the bucket there is no lease to take.
+async fn destroy_under_lease(
+    controller: &Controller,
+    plan: Plan,
+    bucket: BucketOnDestroy,
+    args: &LeaseArgs,
+) -> Result<Outcome> {
+    let is_bucket = |change: &crate::plan::Change| change.resource.kind == Kind::Bucket;
+    if !plan
+        .changes
+        .iter()
+        .any(|change| is_bucket(change) && change.action != Action::Absent)
+    {
+        tracing::warn!("the model bucket is absent: destroying without the writers' lease");
+        return Ok(controller.destroy_plan(plan).await?);
+    }
+    let held = take_lease(controller, args, "destroy", false).await?;
+    let plan = match controller.plan_destroy(bucket).await {
+        Ok(plan) => plan,
+        Err(error) => {
+            release(held).await;
+            return Err(error.into());
+        }
+    };
+    let (bucket_changes, others): (Vec<_>, Vec<_>) = plan
+        .changes
+        .iter()
+        .cloned()
+        .partition(|change| is_bucket(change) && change.action == Action::Delete);
+    let first = Plan {
+        deployment: plan.deployment.clone(),
+        changes: others,
+    };
+    let outcome = controller.destroy_plan(first).await;
+    release(held).await;
+    let mut outcome = outcome?;
+    if !bucket_changes.is_empty() {
+        let last = Plan {
+            deployment: plan.deployment.clone(),
+            changes: bucket_changes,
+        };
+        let deleted = controller.destroy_plan(last).await?;
+        outcome.seconds += deleted.seconds;
+        outcome.calls = deleted.calls;
+    }
+    outcome.plan = plan;
+    Ok(outcome)
 }
 
 /// Asks on a terminal for the deployment name; refuses without a terminal.

@@ -108,6 +108,9 @@ pub struct Clients {
     pub lambda: aws_sdk_lambda::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
     pub sts: aws_sdk_sts::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
+    pub apigateway: aws_sdk_apigateway::Client,
+    pub events: aws_sdk_eventbridge::Client,
     pub calls: CallLog,
 }
 
@@ -170,6 +173,21 @@ impl Clients {
                 .interceptor(counter())
                 .build(),
         );
+        let secrets = aws_sdk_secretsmanager::Client::from_conf(
+            aws_sdk_secretsmanager::config::Builder::from(sdk_config)
+                .interceptor(counter())
+                .build(),
+        );
+        let apigateway = aws_sdk_apigateway::Client::from_conf(
+            aws_sdk_apigateway::config::Builder::from(sdk_config)
+                .interceptor(counter())
+                .build(),
+        );
+        let events = aws_sdk_eventbridge::Client::from_conf(
+            aws_sdk_eventbridge::config::Builder::from(sdk_config)
+                .interceptor(counter())
+                .build(),
+        );
         Clients {
             s3,
             ecr,
@@ -177,6 +195,9 @@ impl Clients {
             lambda,
             logs,
             sts,
+            secrets,
+            apigateway,
+            events,
             calls,
         }
     }

@@ -8,8 +8,11 @@
 
 pub mod cli;
 pub mod cloud;
+pub mod daemon;
 pub mod desired;
 pub mod field;
+pub mod image;
+pub mod lease;
 pub mod ownership;
 pub mod plan;
 pub mod reconcile;

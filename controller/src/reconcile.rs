@@ -9,7 +9,7 @@ use serde::Serialize;
 use tracing::Instrument;
 
 use crate::cloud::{CallSummary, Clients};
-use crate::desired::desired_resources;
+use crate::desired::{Refs, desired_resources};
 use crate::field::diff_fields;
 use crate::ownership::Ownership;
 use crate::plan::{Action, Change, Plan};
@@ -87,6 +87,8 @@ pub struct Outcome {
 pub struct Controller {
     pub spec: Spec,
     pub ctx: Context,
+    /// The Panther token, when its environment variable is set.
+    secret_value: Option<resources::secret::SecretValue>,
 }
 
 impl Controller {
@@ -121,7 +123,17 @@ impl Controller {
             &spec.deployment.region,
             &account,
         );
-        Ok(Controller { spec, ctx })
+        let secret_value = spec
+            .panther_secret
+            .as_ref()
+            .and_then(|secret| std::env::var(&secret.value_from_env).ok())
+            .filter(|value| !value.is_empty())
+            .map(resources::secret::SecretValue::new);
+        Ok(Controller {
+            spec,
+            ctx,
+            secret_value,
+        })
     }
 
     /// Changes how long the controller waits on AWS (tests shorten it).
@@ -134,14 +146,53 @@ impl Controller {
         self.ctx.clients.calls.summary()
     }
 
-    fn resources(&self) -> Vec<Desired> {
-        desired_resources(&self.spec, &self.ctx)
+    /// Sets the secret's value instead of reading its environment variable.
+    pub fn set_secret_value(&mut self, value: Option<String>) {
+        self.secret_value = value.map(resources::secret::SecretValue::new);
+    }
+
+    /// Looks up the values AWS chose for this deployment's resources.
+    pub async fn refs(&self) -> Result<Refs, Error> {
+        let mut refs = Refs {
+            secret_value: self.secret_value.clone(),
+            ..Refs::default()
+        };
+        let skeleton = desired_resources(&self.spec, &self.ctx, &refs);
+        for desired in &skeleton {
+            let lookup = match desired {
+                Desired::Api(api) => api.id(&self.ctx).await.map(|id| refs.api_id = id),
+                Desired::Secret(secret) => {
+                    resources::secret::Desired::arn(&self.ctx, &secret.spec.name)
+                        .await
+                        .map(|arn| refs.secret_arn = arn)
+                }
+                _ => Ok(()),
+            };
+            lookup.map_err(|cause| Error::Observe {
+                resource: desired.id(),
+                cause,
+            })?;
+        }
+        Ok(refs)
+    }
+
+    /// Every resource of the deployment, as far as AWS's choices are known.
+    pub async fn resources(&self) -> Result<Vec<Desired>, Error> {
+        Ok(desired_resources(
+            &self.spec,
+            &self.ctx,
+            &self.refs().await?,
+        ))
     }
 
     /// Observes every resource and plans what apply would do.
     pub async fn plan(&self) -> Result<Plan, Error> {
-        let resources = self.resources();
-        let observed = self.observe_all(&resources).await?;
+        let resources = self.resources().await?;
+        self.plan_for(&resources).await
+    }
+
+    async fn plan_for(&self, resources: &[Desired]) -> Result<Plan, Error> {
+        let observed = self.observe_all(resources).await?;
         let changes = resources
             .iter()
             .zip(observed)
@@ -160,8 +211,24 @@ impl Controller {
         &self,
         include: impl Fn(&ResourceId) -> bool,
     ) -> (Plan, Vec<(ResourceId, Error)>) {
-        let resources: Vec<Desired> = self
-            .resources()
+        let resources: Vec<Desired> = match self.resources().await {
+            Ok(resources) => resources,
+            Err(error) => {
+                let plan = Plan {
+                    deployment: self.spec.deployment.name.clone(),
+                    changes: Vec::new(),
+                };
+                let id = match &error {
+                    Error::Observe { resource, .. } => resource.clone(),
+                    _ => ResourceId {
+                        kind: Kind::Bucket,
+                        name: self.spec.bucket.name.clone(),
+                    },
+                };
+                return (plan, vec![(id, error)]);
+            }
+        };
+        let resources: Vec<Desired> = resources
             .into_iter()
             .filter(|desired| include(&desired.id()))
             .collect();
@@ -207,14 +274,14 @@ impl Controller {
         {
             return Ok(false);
         }
-        let resources = self.resources();
+        let resources = self.resources().await?;
         self.execute(&plan, &resources, false, false).await?;
         Ok(true)
     }
 
     /// Observes every resource and plans what destroy would do.
     pub async fn plan_destroy(&self, bucket: BucketOnDestroy) -> Result<Plan, Error> {
-        let resources = self.resources();
+        let resources = self.resources().await?;
         let observed = self.observe_all(&resources).await?;
         let retain_bucket = match bucket {
             BucketOnDestroy::AsConfigured => self.spec.bucket.retain_on_destroy,
@@ -226,8 +293,15 @@ impl Controller {
             .zip(observed)
             .map(|(desired, observed)| {
                 let resource = desired.id();
+                let scheduled_for_deletion = observed.as_ref().is_some_and(|observed| {
+                    observed.fields.get("scheduled_for_deletion")
+                        == Some(&serde_json::Value::Bool(true))
+                });
                 let (action, reason) = match observed.map(|observed| observed.ownership) {
                     None => (Action::Absent, None),
+                    Some(_) if scheduled_for_deletion => {
+                        (Action::Absent, Some("scheduled for deletion".to_string()))
+                    }
                     Some(Ownership::Owned) if resource.kind == Kind::Bucket && retain_bucket => (
                         Action::Retain,
                         Some(
@@ -287,8 +361,7 @@ impl Controller {
         if !refused.is_empty() {
             return Err(Error::Refused(refused.into_iter().cloned().collect()));
         }
-        let resources = self.resources();
-        self.execute(&plan, &resources, false, false).await?;
+        let plan = self.execute_apply(plan).await?;
         Ok(Outcome {
             plan,
             calls: self.calls(),
@@ -306,7 +379,7 @@ impl Controller {
     /// Carries out a plan made by [`Controller::plan_destroy`].
     pub async fn destroy_plan(&self, plan: Plan) -> Result<Outcome, Error> {
         let started = Instant::now();
-        let resources = self.resources();
+        let resources = self.resources().await?;
         self.execute(&plan, &resources, true, true).await?;
         let refused = plan.refused();
         if !refused.is_empty() {
@@ -317,6 +390,73 @@ impl Controller {
             calls: self.calls(),
             seconds: started.elapsed().as_secs_f64(),
         })
+    }
+
+    /// Carries out an apply wave by wave. Before each wave after the first,
+    /// the values AWS chose in earlier waves are looked up and that wave is
+    /// planned again, so that it acts on what AWS holds now.
+    async fn execute_apply(&self, mut plan: Plan) -> Result<Plan, Error> {
+        let mut waves: Vec<usize> = plan
+            .changes
+            .iter()
+            .map(|change| change.resource.kind.wave())
+            .collect();
+        waves.sort_unstable();
+        waves.dedup();
+        let mut attempted = 0;
+        for (index, wave) in waves.into_iter().enumerate() {
+            let resources: Vec<Desired> = self
+                .resources()
+                .await?
+                .into_iter()
+                .filter(|desired| desired.id().kind.wave() == wave)
+                .collect();
+            if index > 0 {
+                let fresh = self.plan_for(&resources).await?;
+                if let Some(refused) = fresh.refused().first() {
+                    return Err(Error::Refused(vec![(*refused).clone()]));
+                }
+                for change in fresh.changes {
+                    match plan
+                        .changes
+                        .iter_mut()
+                        .find(|planned| planned.resource == change.resource)
+                    {
+                        Some(planned) => *planned = change,
+                        None => plan.changes.push(change),
+                    }
+                }
+            }
+            let wave_plan = Plan {
+                deployment: plan.deployment.clone(),
+                changes: plan
+                    .changes
+                    .iter()
+                    .filter(|change| change.resource.kind.wave() == wave)
+                    .cloned()
+                    .collect(),
+            };
+            match self.execute(&wave_plan, &resources, false, false).await {
+                Ok(()) => {
+                    attempted += wave_plan
+                        .changes
+                        .iter()
+                        .filter(|change| change.action.mutates())
+                        .count()
+                }
+                Err(Error::Incomplete {
+                    attempted: in_wave,
+                    failures,
+                }) => {
+                    return Err(Error::Incomplete {
+                        attempted: attempted + in_wave,
+                        failures,
+                    });
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        Ok(plan)
     }
 
     /// Runs the plan's changes wave by wave (reversed for destroy); changes
@@ -429,6 +569,10 @@ fn refusal(ownership: &Ownership, desired: &Desired, deployment: &str) -> String
         Kind::Role => "functions.<name>.role.adopt",
         Kind::LogGroup => "functions.<name>.logs.adopt",
         Kind::Function => "functions.<name>.adopt",
+        Kind::Secret => "panther_secret.adopt",
+        Kind::Api => "api.adopt",
+        Kind::Rule => "schedule.adopt",
+        Kind::Permission => "nothing (statement ids are the controller's)",
     };
     match ownership {
         Ownership::OtherDeployment(other) => {

@@ -15,11 +15,11 @@ async fn apply_from_empty_creates_everything_as_desired() {
     let aws = LocalAws::start().await;
     let controller = local_controller(&aws).await;
     let outcome = controller.apply().await.expect("apply converges");
-    assert_eq!(outcome.plan.count(Action::Create), 9);
+    assert_eq!(outcome.plan.count(Action::Create), 16);
 
     // Observed equals desired, field by field, for every resource.
-    let resources = controller::desired::desired_resources(&controller.spec, &controller.ctx);
-    assert_eq!(resources.len(), 9);
+    let resources = controller.resources().await.unwrap();
+    assert_eq!(resources.len(), 16);
     for desired in &resources {
         let observed = desired
             .observe(&controller.ctx)

@@ -40,16 +40,7 @@ async fn destroy_keeps_the_bucket_and_its_models_by_default() {
     );
     assert!(stdout(&output).contains("retain"), "{}", stdout(&output));
     let left = inventory(&sdk).await;
-    assert_eq!(
-        left,
-        Inventory {
-            buckets: 1,
-            repositories: 0,
-            roles: 0,
-            log_groups: 0,
-            functions: 0
-        }
-    );
+    assert_eq!(left, ONLY_BUCKET);
     let model = sdk
         .s3
         .get_object()
@@ -109,10 +100,7 @@ async fn delete_bucket_removes_every_version_then_the_bucket() {
         inventory(&sdk).await,
         Inventory {
             buckets: 0,
-            repositories: 0,
-            roles: 0,
-            log_groups: 0,
-            functions: 0
+            ..ONLY_BUCKET
         }
     );
 }

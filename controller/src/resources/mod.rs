@@ -3,12 +3,16 @@
 //! this module gives them one shape so that `plan` and `reconcile` can treat
 //! every resource alike.
 
+pub mod api;
 pub mod bucket;
 pub mod function;
 pub mod log_group;
+pub mod permission;
 pub mod policy;
 pub mod repository;
 pub mod role;
+pub mod rule;
+pub mod secret;
 mod wait;
 
 use std::fmt;
@@ -33,7 +37,11 @@ pub enum Kind {
     Repository,
     Role,
     LogGroup,
+    Secret,
     Function,
+    Api,
+    Rule,
+    Permission,
 }
 
 impl Kind {
@@ -43,7 +51,11 @@ impl Kind {
             Kind::Repository => "repository",
             Kind::Role => "role",
             Kind::LogGroup => "log_group",
+            Kind::Secret => "secret",
             Kind::Function => "function",
+            Kind::Api => "rest_api",
+            Kind::Rule => "rule",
+            Kind::Permission => "permission",
         }
     }
 
@@ -51,8 +63,10 @@ impl Kind {
     /// earlier wave, and deleted before them.
     pub fn wave(self) -> usize {
         match self {
-            Kind::Bucket | Kind::Repository | Kind::Role | Kind::LogGroup => 0,
+            Kind::Bucket | Kind::Repository | Kind::Role | Kind::LogGroup | Kind::Secret => 0,
             Kind::Function => 1,
+            Kind::Api | Kind::Rule => 2,
+            Kind::Permission => 3,
         }
     }
 }
@@ -184,6 +198,10 @@ pub enum Desired {
     Role(role::Desired),
     LogGroup(log_group::Desired),
     Function(Box<function::Desired>),
+    Secret(secret::Desired),
+    Api(Box<api::Desired>),
+    Rule(rule::Desired),
+    Permission(permission::Desired),
 }
 
 impl Desired {
@@ -194,6 +212,10 @@ impl Desired {
             Desired::Role(desired) => (Kind::Role, &desired.spec.name),
             Desired::LogGroup(desired) => (Kind::LogGroup, &desired.spec.name),
             Desired::Function(desired) => (Kind::Function, &desired.spec.name),
+            Desired::Secret(desired) => (Kind::Secret, &desired.spec.name),
+            Desired::Api(desired) => (Kind::Api, &desired.spec.name),
+            Desired::Rule(desired) => (Kind::Rule, &desired.spec.name),
+            Desired::Permission(desired) => (Kind::Permission, &desired.id),
         };
         ResourceId {
             kind,
@@ -209,6 +231,10 @@ impl Desired {
             Desired::Role(desired) => desired.spec.adopt,
             Desired::LogGroup(desired) => desired.spec.adopt,
             Desired::Function(desired) => desired.spec.adopt,
+            Desired::Secret(desired) => desired.spec.adopt,
+            Desired::Api(desired) => desired.spec.adopt,
+            Desired::Rule(desired) => desired.spec.adopt,
+            Desired::Permission(_) => false,
         }
     }
 
@@ -220,6 +246,10 @@ impl Desired {
             Desired::Role(desired) => desired.fields(),
             Desired::LogGroup(desired) => desired.fields(),
             Desired::Function(desired) => desired.fields(),
+            Desired::Secret(desired) => desired.fields(),
+            Desired::Api(desired) => desired.fields(),
+            Desired::Rule(desired) => desired.fields(),
+            Desired::Permission(desired) => desired.fields(),
         }
     }
 
@@ -227,6 +257,7 @@ impl Desired {
     pub fn replacement_fields(&self) -> &'static [&'static str] {
         match self {
             Desired::Role(_) => role::REPLACEMENT_FIELDS,
+            Desired::Permission(_) => permission::REPLACEMENT_FIELDS,
             _ => &[],
         }
     }
@@ -239,6 +270,10 @@ impl Desired {
             Desired::Role(desired) => desired.observe(ctx).await,
             Desired::LogGroup(desired) => desired.observe(ctx).await,
             Desired::Function(desired) => desired.observe(ctx).await,
+            Desired::Secret(desired) => desired.observe(ctx).await,
+            Desired::Api(desired) => desired.observe(ctx).await,
+            Desired::Rule(desired) => desired.observe(ctx).await,
+            Desired::Permission(desired) => desired.observe(ctx).await,
         }
     }
 
@@ -251,6 +286,10 @@ impl Desired {
             Desired::Role(desired) => desired.create(ctx).await,
             Desired::LogGroup(desired) => desired.create(ctx).await,
             Desired::Function(desired) => desired.create(ctx).await,
+            Desired::Secret(desired) => desired.create(ctx).await,
+            Desired::Api(desired) => desired.create(ctx).await,
+            Desired::Rule(desired) => desired.create(ctx).await,
+            Desired::Permission(desired) => desired.create(ctx).await,
         }
     }
 
@@ -262,6 +301,10 @@ impl Desired {
             Desired::Role(desired) => desired.update(ctx, diffs).await,
             Desired::LogGroup(desired) => desired.update(ctx, diffs).await,
             Desired::Function(desired) => desired.update(ctx, diffs).await,
+            Desired::Secret(desired) => desired.update(ctx, diffs).await,
+            Desired::Api(desired) => desired.update(ctx, diffs).await,
+            Desired::Rule(desired) => desired.update(ctx, diffs).await,
+            Desired::Permission(desired) => desired.update(ctx, diffs).await,
         }
     }
 
@@ -274,6 +317,10 @@ impl Desired {
             Desired::Role(desired) => desired.delete(ctx).await,
             Desired::LogGroup(desired) => desired.delete(ctx).await,
             Desired::Function(desired) => desired.delete(ctx).await,
+            Desired::Secret(desired) => desired.delete(ctx).await,
+            Desired::Api(desired) => desired.delete(ctx).await,
+            Desired::Rule(desired) => desired.delete(ctx).await,
+            Desired::Permission(desired) => desired.delete(ctx).await,
         }
     }
 }

@@ -26,6 +26,7 @@ pub fn function_policy(
     account_id: &str,
     function: &FunctionSpec,
     bucket: &BucketSpec,
+    secret_name: Option<&str>,
 ) -> Value {
     let log_group = format!(
         "arn:{partition}:logs:{region}:{account_id}:log-group:{}:*",
@@ -57,6 +58,16 @@ pub fn function_policy(
             "Effect": "Allow",
             "Action": object_actions,
             "Resource": models
+        }));
+    }
+    if let Some(name) = secret_name {
+        // Secrets Manager appends six random characters to a secret's name
+        // in its ARN; `-??????` matches exactly those and nothing longer.
+        statements.push(json!({
+            "Sid": "ReadPantherToken",
+            "Effect": "Allow",
+            "Action": "secretsmanager:GetSecretValue",
+            "Resource": format!("arn:{partition}:secretsmanager:{region}:{account_id}:secret:{name}-??????")
         }));
     }
     json!({"Version": "2012-10-17", "Statement": statements})

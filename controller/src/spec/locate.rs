@@ -37,16 +37,41 @@ fn floor_char_boundary(text: &str, mut offset: usize) -> usize {
 pub fn span_of(text: &str, path: &[&str]) -> Option<Range<usize>> {
     let root = DeTable::parse(text).ok()?;
     let mut best = None;
+    let mut current: Option<&DeValue> = None;
     let mut table = root.get_ref();
     for (depth, segment) in path.iter().enumerate() {
+        let is_last = depth + 1 == path.len();
+        // Inside an array of tables, a segment is an index.
+        if let Some(DeValue::Array(items)) = current {
+            let Some(item) = segment
+                .parse::<usize>()
+                .ok()
+                .and_then(|index| items.get(index))
+            else {
+                break;
+            };
+            best = Some(item.span());
+            match item.get_ref() {
+                DeValue::Table(inner) if !is_last => {
+                    table = inner;
+                    current = None;
+                    continue;
+                }
+                _ => break,
+            }
+        }
         let Some((key, value)) = table.get_key_value(*segment) else {
             break;
         };
-        let is_last = depth + 1 == path.len();
         match value.get_ref() {
             DeValue::Table(inner) if !is_last => {
                 best = Some(key.span());
                 table = inner;
+                current = None;
+            }
+            DeValue::Array(_) if !is_last => {
+                best = Some(key.span());
+                current = Some(value.get_ref());
             }
             _ => {
                 best = Some(if is_last { value.span() } else { key.span() });
@@ -76,5 +101,18 @@ mod tests {
         );
         let span = span_of(text, &["functions", "detection", "timeout_seconds"]).unwrap();
         assert_eq!(position_of(text, span.start).line, 4);
+    }
+
+    #[test]
+    fn finds_values_in_arrays_of_tables() {
+        let text = "[[api.routes]]\nmethod = \"GET\"\n\n[[api.routes]]\nmethod = \"FETCH\"\n";
+        let span = span_of(text, &["api", "routes", "1", "method"]).unwrap();
+        assert_eq!(
+            position_of(text, span.start),
+            Position {
+                line: 5,
+                column: 10
+            }
+        );
     }
 }

@@ -4,6 +4,7 @@
 
 mod locate;
 mod raw;
+mod schedule;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -115,7 +116,11 @@ pub struct FunctionSpec {
     /// The key under `[functions]` (`detection`, `training`).
     pub key: String,
     pub name: String,
+    /// The image the function runs. For a built image (`build` set) this is
+    /// empty until [`crate::image`] resolves it to `registry/repo@sha256:...`.
     pub image_uri: String,
+    /// Set when `apply` builds the image instead of taking `image_uri` as is.
+    pub build: Option<ImageBuild>,
     pub memory_mb: u32,
     pub timeout_seconds: u32,
     pub architecture: Architecture,
@@ -130,8 +135,80 @@ pub struct FunctionSpec {
     pub repository: RepositorySpec,
 }
 
-/// A whole desired state, valid by construction.
+/// A function image `apply` builds: a Dockerfile and the workspace package
+/// whose binary it holds, pushed to the function's repository.
 #[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageBuild {
+    /// The Dockerfile; a relative path in the file is resolved against the
+    /// directory of the desired-state file.
+    pub dockerfile: PathBuf,
+    /// The Cargo package whose binary the image holds.
+    pub package: String,
+    /// More files put in the build context under their file names (the CA
+    /// bundle a `FROM scratch` image needs for HTTPS).
+    pub include: Vec<PathBuf>,
+    /// `[registry] endpoint` (`host:port`, optionally with `http://` or
+    /// `https://`); `None` pushes to the account's ECR registry.
+    pub registry: Option<String>,
+}
+
+/// One route of the REST API.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteSpec {
+    /// `GET`, `POST`, ... or `ANY`.
+    pub method: String,
+    /// `/health`, `/detect`, `/items/{id}`.
+    pub path: String,
+    /// Key of the function that answers it.
+    pub function: String,
+}
+
+/// The API Gateway REST API in front of the functions.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApiSpec {
+    pub name: String,
+    pub description: String,
+    pub stage: String,
+    /// Steady-state requests per second allowed on the stage.
+    pub throttle_rate_limit: f64,
+    pub throttle_burst_limit: u32,
+    /// Origins CORS allows; empty for no CORS at all.
+    pub cors_allow_origins: Vec<String>,
+    pub api_key_required: bool,
+    /// Access logs to the log group `/aws/apigateway/<name>`.
+    pub access_logging: bool,
+    pub adopt: bool,
+    pub routes: Vec<RouteSpec>,
+}
+
+/// The EventBridge rule that runs a function on a schedule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScheduleSpec {
+    pub name: String,
+    pub description: String,
+    /// `rate(...)` or `cron(...)`, checked when the file is read.
+    pub expression: String,
+    pub enabled: bool,
+    pub function: String,
+    /// Constant JSON input passed to the function.
+    pub input: Option<String>,
+    pub adopt: bool,
+}
+
+/// The Panther API token, stored in Secrets Manager. The file names only the
+/// environment variable the value is read from at apply time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretSpec {
+    pub name: String,
+    pub description: String,
+    pub value_from_env: String,
+    /// Key of the function allowed to read it (it gets the secret's ARN).
+    pub function: String,
+    pub adopt: bool,
+}
+
+/// A whole desired state, valid by construction.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Spec {
     pub path: PathBuf,
     pub deployment: Deployment,
@@ -140,6 +217,9 @@ pub struct Spec {
     pub bucket: BucketSpec,
     /// Sorted by key.
     pub functions: Vec<FunctionSpec>,
+    pub api: Option<ApiSpec>,
+    pub schedule: Option<ScheduleSpec>,
+    pub panther_secret: Option<SecretSpec>,
 }
 
 /// One problem in a desired-state file.

@@ -15,6 +15,10 @@ pub struct RawSpec {
     #[serde(default)]
     pub bucket: RawBucket,
     pub functions: BTreeMap<String, RawFunction>,
+    pub api: Option<RawApi>,
+    pub schedule: Option<RawSchedule>,
+    pub panther_secret: Option<RawSecret>,
+    pub registry: Option<RawRegistry>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -43,7 +47,10 @@ pub struct RawBucket {
 #[serde(deny_unknown_fields)]
 pub struct RawFunction {
     pub name: Option<String>,
-    pub image_uri: String,
+    /// A prebuilt image; exclusive with `image`.
+    pub image_uri: Option<String>,
+    /// An image `apply` builds; exclusive with `image_uri`.
+    pub image: Option<RawImage>,
     pub memory_mb: Option<i64>,
     pub timeout_seconds: Option<i64>,
     pub architecture: Option<String>,
@@ -85,4 +92,68 @@ pub struct RawRepository {
     pub immutable_tags: Option<bool>,
     pub keep_last_images: Option<i64>,
     pub adopt: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApi {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub stage: Option<String>,
+    pub throttle_rate_limit: Option<f64>,
+    pub throttle_burst_limit: Option<i64>,
+    pub cors_allow_origins: Option<Vec<String>>,
+    pub api_key_required: Option<bool>,
+    pub access_logging: Option<bool>,
+    pub adopt: Option<bool>,
+    #[serde(default)]
+    pub routes: Vec<RawRoute>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub method: String,
+    pub path: String,
+    pub function: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSchedule {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub expression: String,
+    pub enabled: Option<bool>,
+    pub function: String,
+    pub input: Option<String>,
+    pub adopt: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSecret {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub value_from_env: String,
+    pub function: String,
+    pub adopt: Option<bool>,
+}
+
+/// An image built from a Dockerfile around one binary of the workspace.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawImage {
+    pub dockerfile: String,
+    pub package: String,
+    /// More files for the build context (the CA bundle), under their names.
+    #[serde(default)]
+    pub include: Vec<String>,
+}
+
+/// Where built images are pushed instead of the ECR registry of the account.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRegistry {
+    pub endpoint: String,
 }

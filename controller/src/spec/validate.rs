@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::locate::{position_of, span_of};
-use super::raw::{RawFunction, RawSpec};
+use super::raw::{RawFunction, RawRegistry, RawSpec};
 use super::*;
 
 /// Retention periods CloudWatch Logs accepts, in days.
@@ -218,12 +218,32 @@ fn build(path: &Path, raw: RawSpec, checker: &mut Checker) -> Spec {
     if raw.functions.is_empty() {
         checker.problem(&["functions"], "at least one function is required");
     }
+    let registry = check_registry(raw.registry.as_ref(), checker);
     let functions: Vec<FunctionSpec> = raw
         .functions
         .iter()
-        .map(|(key, function)| build_function(&raw.deployment.name, key, function, checker))
+        .map(|(key, function)| {
+            let images = ImageContext {
+                spec_path: path,
+                registry: registry.as_deref(),
+            };
+            build_function(&raw.deployment.name, key, function, &images, checker)
+        })
         .collect();
     check_unique_names(&functions, checker);
+    let function_keys: Vec<&str> = raw.functions.keys().map(String::as_str).collect();
+    let api = raw
+        .api
+        .as_ref()
+        .map(|api| build_api(&raw.deployment.name, api, &function_keys, checker));
+    let schedule = raw
+        .schedule
+        .as_ref()
+        .map(|schedule| build_schedule(&raw.deployment.name, schedule, &function_keys, checker));
+    let panther_secret = raw
+        .panther_secret
+        .as_ref()
+        .map(|secret| build_secret(&raw.deployment.name, secret, &function_keys, checker));
     Spec {
         path: path.to_path_buf(),
         deployment: Deployment {
@@ -235,6 +255,272 @@ fn build(path: &Path, raw: RawSpec, checker: &mut Checker) -> Spec {
         tags: raw.tags.clone(),
         bucket,
         functions,
+        api,
+        schedule,
+        panther_secret,
+    }
+}
+
+fn check_function_reference(checker: &mut Checker, path: &[&str], key: &str, known: &[&str]) {
+    if !known.contains(&key) {
+        checker.problem(
+            path,
+            format!(
+                "{key:?} is not a function of this file (functions: {})",
+                known.join(", ")
+            ),
+        );
+    }
+}
+
+const HTTP_METHODS: [&str; 8] = [
+    "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "ANY",
+];
+
+fn build_api(
+    deployment: &str,
+    raw: &super::raw::RawApi,
+    functions: &[&str],
+    checker: &mut Checker,
+) -> ApiSpec {
+    let name = raw
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("{deployment}-api"));
+    if name.is_empty() || name.len() > 1024 {
+        checker.problem(&["api", "name"], "an API name is 1 to 1024 characters");
+    }
+    let stage = raw.stage.clone().unwrap_or_else(|| "prod".to_string());
+    if stage.is_empty()
+        || stage.len() > 128
+        || !stage
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        checker.problem(
+            &["api", "stage"],
+            format!("{stage:?} is not a stage name (1-128 letters, digits, '-' and '_')"),
+        );
+    }
+    let throttle_rate_limit = raw.throttle_rate_limit.unwrap_or(100.0);
+    if !(throttle_rate_limit > 0.0 && throttle_rate_limit <= 10000.0) {
+        checker.problem(
+            &["api", "throttle_rate_limit"],
+            format!("{throttle_rate_limit} is out of range: it must be above 0 and at most 10000 requests per second"),
+        );
+    }
+    let throttle_burst_limit = checker.ranged(
+        &["api", "throttle_burst_limit"],
+        raw.throttle_burst_limit,
+        200,
+        0,
+        5000,
+        " requests",
+    );
+    let cors_allow_origins = raw.cors_allow_origins.clone().unwrap_or_default();
+    for origin in &cors_allow_origins {
+        let ok = origin == "*" || origin.starts_with("https://") || origin.starts_with("http://");
+        if !ok || origin.contains(char::is_whitespace) || origin.contains(',') {
+            checker.problem(
+                &["api", "cors_allow_origins"],
+                format!("{origin:?} is not an origin (\"*\" or a http(s):// URL)"),
+            );
+        }
+    }
+    if raw.routes.is_empty() {
+        checker.problem(
+            &["api", "routes"],
+            "an API needs at least one route ([[api.routes]] with method, path, function)",
+        );
+    }
+    let mut routes = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for (index, route) in raw.routes.iter().enumerate() {
+        let index_text = index.to_string();
+        let path_of = |field: &str| {
+            vec![
+                "api".to_string(),
+                "routes".to_string(),
+                index_text.clone(),
+                field.to_string(),
+            ]
+        };
+        let method = route.method.to_ascii_uppercase();
+        if !HTTP_METHODS.contains(&method.as_str()) {
+            let path = path_of("method");
+            let path: Vec<&str> = path.iter().map(String::as_str).collect();
+            checker.problem(
+                &path,
+                format!(
+                    "{:?} is not an HTTP method ({})",
+                    route.method,
+                    HTTP_METHODS.join(", ")
+                ),
+            );
+        }
+        if let Err(reason) = check_route_path(&route.path) {
+            let path = path_of("path");
+            let path: Vec<&str> = path.iter().map(String::as_str).collect();
+            checker.problem(
+                &path,
+                format!("{:?} is not a route path: {reason}", route.path),
+            );
+        }
+        if !seen.insert((method.clone(), route.path.clone())) {
+            let path = path_of("path");
+            let path: Vec<&str> = path.iter().map(String::as_str).collect();
+            checker.problem(
+                &path,
+                format!("the route {method} {} is defined twice", route.path),
+            );
+        }
+        let path = path_of("function");
+        let path: Vec<&str> = path.iter().map(String::as_str).collect();
+        check_function_reference(checker, &path, &route.function, functions);
+        routes.push(RouteSpec {
+            method,
+            path: route.path.clone(),
+            function: route.function.clone(),
+        });
+    }
+    ApiSpec {
+        name,
+        description: raw.description.clone().unwrap_or_default(),
+        stage,
+        throttle_rate_limit,
+        throttle_burst_limit,
+        cors_allow_origins,
+        api_key_required: raw.api_key_required.unwrap_or(false),
+        access_logging: raw.access_logging.unwrap_or(false),
+        adopt: raw.adopt.unwrap_or(false),
+        routes,
+    }
+}
+
+/// `/`, `/health`, `/items/{id}`, `/files/{proxy+}`.
+fn check_route_path(path: &str) -> Result<(), &'static str> {
+    let rest = path.strip_prefix('/').ok_or("it must start with '/'")?;
+    if rest.is_empty() {
+        return Ok(());
+    }
+    for segment in rest.split('/') {
+        let plain = !segment.is_empty()
+            && segment
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c));
+        let parameter = segment.len() > 2
+            && segment.starts_with('{')
+            && segment.ends_with('}')
+            && segment[1..segment.len() - 1]
+                .trim_end_matches('+')
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !plain && !parameter {
+            return Err(
+                "segments are letters, digits, '-', '.', '_' or a {parameter}, with no empty segment",
+            );
+        }
+    }
+    Ok(())
+}
+
+fn build_schedule(
+    deployment: &str,
+    raw: &super::raw::RawSchedule,
+    functions: &[&str],
+    checker: &mut Checker,
+) -> ScheduleSpec {
+    let name = raw
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("{deployment}-schedule"));
+    let name_ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    if !name_ok {
+        checker.problem(
+            &["schedule", "name"],
+            format!("{name:?} is not a rule name (1-64 letters, digits, '.', '_' and '-')"),
+        );
+    }
+    if let Err(reason) = super::schedule::check_expression(&raw.expression) {
+        checker.problem(
+            &["schedule", "expression"],
+            format!(
+                "{:?} is not a schedule expression: {reason}",
+                raw.expression
+            ),
+        );
+    }
+    check_function_reference(checker, &["schedule", "function"], &raw.function, functions);
+    if let Some(input) = &raw.input {
+        if let Err(error) = serde_json::from_str::<serde_json::Value>(input) {
+            checker.problem(
+                &["schedule", "input"],
+                format!("the input must be JSON: {error}"),
+            );
+        }
+    }
+    ScheduleSpec {
+        name,
+        description: raw.description.clone().unwrap_or_default(),
+        expression: raw.expression.clone(),
+        enabled: raw.enabled.unwrap_or(true),
+        function: raw.function.clone(),
+        input: raw.input.clone(),
+        adopt: raw.adopt.unwrap_or(false),
+    }
+}
+
+fn build_secret(
+    deployment: &str,
+    raw: &super::raw::RawSecret,
+    functions: &[&str],
+    checker: &mut Checker,
+) -> SecretSpec {
+    let name = raw
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("{deployment}/panther-api-token"));
+    let name_ok = !name.is_empty()
+        && name.len() <= 512
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/_+=.@-".contains(c));
+    if !name_ok {
+        checker.problem(
+            &["panther_secret", "name"],
+            format!("{name:?} is not a secret name (1-512 letters, digits and /_+=.@-)"),
+        );
+    }
+    let variable = &raw.value_from_env;
+    let variable_ok = variable
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && variable
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !variable_ok {
+        checker.problem(
+            &["panther_secret", "value_from_env"],
+            format!("{variable:?} is not an environment variable name; the value itself never goes in this file"),
+        );
+    }
+    check_function_reference(
+        checker,
+        &["panther_secret", "function"],
+        &raw.function,
+        functions,
+    );
+    SecretSpec {
+        name,
+        description: raw.description.clone().unwrap_or_default(),
+        value_from_env: variable.clone(),
+        function: raw.function.clone(),
+        adopt: raw.adopt.unwrap_or(false),
     }
 }
 
@@ -311,10 +597,123 @@ fn build_bucket(raw: &RawSpec, checker: &mut Checker) -> BucketSpec {
     }
 }
 
+/// What a function's built image is resolved against.
+struct ImageContext<'a> {
+    /// The desired-state file: relative Dockerfile paths start at its directory.
+    spec_path: &'a Path,
+    /// `[registry] endpoint`, when set and valid.
+    registry: Option<&'a str>,
+}
+
+/// `[registry] endpoint`: `host[:port]`, optionally behind `http://` or `https://`.
+fn check_registry(raw: Option<&RawRegistry>, checker: &mut Checker) -> Option<String> {
+    let endpoint = &raw?.endpoint;
+    let host = endpoint
+        .strip_prefix("http://")
+        .or_else(|| endpoint.strip_prefix("https://"))
+        .unwrap_or(endpoint);
+    let well_formed = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c));
+    if !well_formed {
+        checker.problem(
+            &["registry", "endpoint"],
+            format!(
+                "{endpoint:?} is not a registry host (like \"127.0.0.1:5000\" or \"https://registry.example.com\")"
+            ),
+        );
+        return None;
+    }
+    Some(endpoint.clone())
+}
+
+/// `image_uri` or `[functions.<key>.image]`: exactly one of them.
+fn build_image(
+    key: &str,
+    raw: &RawFunction,
+    images: &ImageContext,
+    checker: &mut Checker,
+) -> (String, Option<ImageBuild>) {
+    match (&raw.image_uri, &raw.image) {
+        (Some(_), Some(_)) => {
+            checker.problem(
+                &["functions", key, "image"],
+                "set either image_uri (a prebuilt image) or image (built by apply), not both",
+            );
+            (String::new(), None)
+        }
+        (None, None) => {
+            checker.problem(
+                &["functions", key],
+                "the function needs an image: image_uri = \"registry/repo@sha256:...\" or image = { dockerfile = \"...\", package = \"...\" }",
+            );
+            (String::new(), None)
+        }
+        (Some(uri), None) => {
+            if let Err(reason) = check_image_uri(uri) {
+                checker.problem(
+                    &["functions", key, "image_uri"],
+                    format!("{uri:?} is not a container image URI: {reason}"),
+                );
+            }
+            (uri.clone(), None)
+        }
+        (None, Some(image)) => {
+            let base = images.spec_path.parent().unwrap_or(Path::new(""));
+            let dockerfile = base.join(&image.dockerfile);
+            if !dockerfile.is_file() {
+                checker.problem(
+                    &["functions", key, "image", "dockerfile"],
+                    format!(
+                        "{} is not a file (relative paths start at the directory of this file)",
+                        dockerfile.display()
+                    ),
+                );
+            }
+            let package_ok = !image.package.is_empty()
+                && image
+                    .package
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !package_ok {
+                checker.problem(
+                    &["functions", key, "image", "package"],
+                    format!("{:?} is not a Cargo package name", image.package),
+                );
+            }
+            let include = image
+                .include
+                .iter()
+                .enumerate()
+                .map(|(index, file)| {
+                    let path = base.join(file);
+                    if !path.is_file() {
+                        let index = index.to_string();
+                        checker.problem(
+                            &["functions", key, "image", "include", &index],
+                            format!("{} is not a file", path.display()),
+                        );
+                    }
+                    path
+                })
+                .collect();
+            let build = ImageBuild {
+                dockerfile,
+                package: image.package.clone(),
+                include,
+                registry: images.registry.map(str::to_string),
+            };
+            (String::new(), Some(build))
+        }
+    }
+}
+
 fn build_function(
     deployment: &str,
     key: &str,
     raw: &RawFunction,
+    images: &ImageContext,
     checker: &mut Checker,
 ) -> FunctionSpec {
     let at = |field: &'static str| ["functions", key, field];
@@ -324,12 +723,7 @@ fn build_function(
         .clone()
         .unwrap_or_else(|| format!("{deployment}-{key}"));
     checker.name(&at("name"), &name, &FUNCTION_NAME);
-    if let Err(reason) = check_image_uri(&raw.image_uri) {
-        checker.problem(
-            &at("image_uri"),
-            format!("{:?} is not a container image URI: {reason}", raw.image_uri),
-        );
-    }
+    let (image_uri, build) = build_image(key, raw, images, checker);
     let memory_mb = checker.ranged(&at("memory_mb"), raw.memory_mb, 128, 128, 10240, " MB");
     let timeout_seconds = checker.ranged(
         &at("timeout_seconds"),
@@ -475,7 +869,8 @@ fn build_function(
     FunctionSpec {
         key: key.to_string(),
         name,
-        image_uri: raw.image_uri.clone(),
+        image_uri,
+        build,
         memory_mb,
         timeout_seconds,
         architecture,

@@ -38,6 +38,9 @@ pub fn local_config(endpoint: &str) -> String {
         + "\n"
 }
 
+/// The Panther token the tests deploy: it must never appear in any output.
+pub const PANTHER_TOKEN: &str = "pnthr-test-token-5f0c2b7e9a41d3c8";
+
 /// A config file in a temporary directory, kept alive with the returned guard.
 pub struct ConfigFile {
     _dir: tempfile::TempDir,
@@ -70,6 +73,7 @@ pub async fn controller_at(endpoint: &str, text: &str) -> Controller {
             .await
             .expect("controller connects");
     controller.set_waits(fast_waits());
+    controller.set_secret_value(Some(PANTHER_TOKEN.to_string()));
     controller
 }
 
@@ -88,6 +92,7 @@ pub fn controller_command(args: &[&str]) -> Command {
         .env_remove("AWS_PROFILE")
         .env_remove("AWS_ENDPOINT_URL")
         .env("CONTROLLER_LOG", "controller=info,warn")
+        .env("PANTHER_API_TOKEN", PANTHER_TOKEN)
         .stdin(Stdio::null());
     command
 }
@@ -112,6 +117,9 @@ pub struct Sdk {
     pub iam: aws_sdk_iam::Client,
     pub lambda: aws_sdk_lambda::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub apigateway: aws_sdk_apigateway::Client,
+    pub events: aws_sdk_eventbridge::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
 }
 
 pub async fn sdk(aws: &LocalAws) -> Sdk {
@@ -126,6 +134,9 @@ pub async fn sdk(aws: &LocalAws) -> Sdk {
         iam: aws_sdk_iam::Client::new(&config),
         lambda: aws_sdk_lambda::Client::new(&config),
         logs: aws_sdk_cloudwatchlogs::Client::new(&config),
+        apigateway: aws_sdk_apigateway::Client::new(&config),
+        events: aws_sdk_eventbridge::Client::new(&config),
+        secrets: aws_sdk_secretsmanager::Client::new(&config),
     }
 }
 
@@ -137,6 +148,9 @@ pub struct Inventory {
     pub roles: usize,
     pub log_groups: usize,
     pub functions: usize,
+    pub rest_apis: usize,
+    pub rules: usize,
+    pub secrets: usize,
 }
 
 pub async fn inventory(sdk: &Sdk) -> Inventory {
@@ -167,6 +181,25 @@ pub async fn inventory(sdk: &Sdk) -> Inventory {
             .unwrap()
             .functions()
             .len(),
+        rest_apis: sdk
+            .apigateway
+            .get_rest_apis()
+            .send()
+            .await
+            .unwrap()
+            .items()
+            .len(),
+        rules: sdk.events.list_rules().send().await.unwrap().rules().len(),
+        secrets: sdk
+            .secrets
+            .list_secrets()
+            .send()
+            .await
+            .unwrap()
+            .secret_list()
+            .iter()
+            .filter(|secret| secret.deleted_date().is_none())
+            .count(),
     }
 }
 
@@ -175,6 +208,21 @@ pub const FULL: Inventory = Inventory {
     buckets: 1,
     repositories: 2,
     roles: 2,
-    log_groups: 2,
+    log_groups: 3,
     functions: 2,
+    rest_apis: 1,
+    rules: 1,
+    secrets: 1,
+};
+
+/// What is left after a destroy that keeps the bucket.
+pub const ONLY_BUCKET: Inventory = Inventory {
+    buckets: 1,
+    repositories: 0,
+    roles: 0,
+    log_groups: 0,
+    functions: 0,
+    rest_apis: 0,
+    rules: 0,
+    secrets: 0,
 };

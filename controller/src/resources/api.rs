@@ -1,0 +1,656 @@
+//! The API Gateway REST API: the API itself, its routes (resources, methods
+//! and AWS_PROXY integrations), CORS preflight, the stage with its
+//! throttling and access logging, and the deployment the stage points at.
+//!
+//! A deployment is created only when the routes or integrations change: the
+//! stage's deployment carries a fingerprint of the routes it was made from
+//! in its description, and a new deployment is made when that differs.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use aws_sdk_apigateway::types::{
+    EndpointConfiguration, EndpointType, IntegrationType, Op, PatchOperation,
+};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::{Context, Observed, Result, aws_error, changed, observed_value, tag_changes};
+use crate::field::{FieldDiff, Fields};
+use crate::ownership::{Ownership, comparable_tags, ownership_of};
+use crate::spec::ApiSpec;
+
+/// Prefix of a deployment description that carries the routes fingerprint.
+const FINGERPRINT_PREFIX: &str = "routes ";
+/// Access log line format (JSON, one object per request).
+const ACCESS_LOG_FORMAT: &str = r#"{"requestId":"$context.requestId","ip":"$context.identity.sourceIp","method":"$context.httpMethod","path":"$context.resourcePath","status":"$context.status","latencyMs":"$context.responseLatency"}"#;
+
+/// One route as the API holds it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Route {
+    pub method: String,
+    pub path: String,
+    /// The AWS_PROXY integration URI of the function that answers it.
+    pub integration_uri: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Desired {
+    pub spec: ApiSpec,
+    pub tags: BTreeMap<String, String>,
+    pub routes: Vec<Route>,
+    /// ARN of the access log group, when access logging is on.
+    pub access_log_group_arn: Option<String>,
+}
+
+/// The API a name refers to, as found in AWS.
+struct Found {
+    id: String,
+    ownership: Ownership,
+    description: String,
+    tags: BTreeMap<String, String>,
+    /// Other APIs of the same name this deployment owns (left by a retried create).
+    duplicates: Vec<String>,
+}
+
+impl Desired {
+    fn desired_routes(&self) -> BTreeMap<String, Value> {
+        let mut routes: BTreeMap<String, Value> = self
+            .routes
+            .iter()
+            .map(|route| {
+                (
+                    format!("{} {}", route.method, route.path),
+                    json!({"type": "AWS_PROXY", "uri": route.integration_uri,
+                           "api_key_required": self.spec.api_key_required}),
+                )
+            })
+            .collect();
+        if !self.spec.cors_allow_origins.is_empty() {
+            let paths: BTreeSet<&str> = self
+                .routes
+                .iter()
+                .map(|route| route.path.as_str())
+                .collect();
+            for path in paths {
+                routes.insert(
+                    format!("OPTIONS {path}"),
+                    json!({"type": "MOCK", "cors_allow_origin": self.spec.cors_allow_origins.join(",")}),
+                );
+            }
+        }
+        routes
+    }
+
+    /// Fingerprint of what a deployment is made from.
+    fn fingerprint(&self) -> String {
+        let routes = serde_json::to_string(&self.desired_routes()).unwrap_or_default();
+        format!(
+            "{FINGERPRINT_PREFIX}{}",
+            &hex::encode(Sha256::digest(routes.as_bytes()))[..16]
+        )
+    }
+
+    pub fn fields(&self) -> Fields {
+        Fields::from([
+            ("description".into(), json!(self.spec.description)),
+            ("routes".into(), json!(self.desired_routes())),
+            ("duplicates".into(), json!([])),
+            ("tags".into(), json!(self.tags)),
+            ("stage.name".into(), json!(self.spec.stage)),
+            ("stage.deployment".into(), json!(self.fingerprint())),
+            (
+                "stage.throttle".into(),
+                json!({"rate_limit": self.spec.throttle_rate_limit, "burst_limit": self.spec.throttle_burst_limit}),
+            ),
+            (
+                "stage.access_log_destination".into(),
+                json!(self.access_log_group_arn),
+            ),
+        ])
+    }
+
+    async fn find(&self, ctx: &Context) -> Result<Option<Found>> {
+        let api = &ctx.clients.apigateway;
+        let mut candidates = Vec::new();
+        let mut position: Option<String> = None;
+        loop {
+            let page = api
+                .get_rest_apis()
+                .limit(500)
+                .set_position(position.clone())
+                .send()
+                .await
+                .map_err(aws_error("GetRestApis"))?;
+            for item in page.items() {
+                if item.name() == Some(self.spec.name.as_str()) {
+                    let tags: BTreeMap<String, String> = item
+                        .tags()
+                        .map(|tags| {
+                            tags.iter()
+                                .map(|(key, value)| (key.clone(), value.clone()))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let tags = comparable_tags(tags);
+                    candidates.push((
+                        item.created_date()
+                            .map(|date| date.secs())
+                            .unwrap_or_default(),
+                        item.id().unwrap_or_default().to_string(),
+                        item.description().unwrap_or_default().to_string(),
+                        tags,
+                    ));
+                }
+            }
+            position = page.position().map(str::to_string);
+            if position.is_none() || page.items().is_empty() {
+                break;
+            }
+        }
+        candidates.sort();
+        let owned: Vec<&(i64, String, String, BTreeMap<String, String>)> = candidates
+            .iter()
+            .filter(|(_, _, _, tags)| ownership_of(tags, &ctx.deployment) == Ownership::Owned)
+            .collect();
+        let chosen = owned.first().copied().or(candidates.first());
+        Ok(chosen.map(|(_, id, description, tags)| Found {
+            id: id.clone(),
+            ownership: ownership_of(tags, &ctx.deployment),
+            description: description.clone(),
+            tags: tags.clone(),
+            duplicates: owned
+                .iter()
+                .skip(1)
+                .map(|(_, id, _, _)| id.clone())
+                .collect(),
+        }))
+    }
+
+    /// The id of this deployment's API, if it exists.
+    pub async fn id(&self, ctx: &Context) -> Result<Option<String>> {
+        Ok(self.find(ctx).await?.map(|found| found.id))
+    }
+
+    pub async fn observe(&self, ctx: &Context) -> Result<Option<Observed>> {
+        let Some(found) = self.find(ctx).await? else {
+            return Ok(None);
+        };
+        let routes = self.observe_routes(ctx, &found.id).await?;
+        let stage = self.observe_stage(ctx, &found.id).await?;
+        let mut fields = Fields::from([
+            ("description".into(), json!(found.description)),
+            ("routes".into(), json!(routes)),
+            ("duplicates".into(), json!(found.duplicates)),
+            ("tags".into(), json!(found.tags)),
+        ]);
+        fields.extend(stage);
+        Ok(Some(Observed {
+            ownership: found.ownership,
+            fields,
+        }))
+    }
+
+    async fn resources(
+        &self,
+        ctx: &Context,
+        id: &str,
+    ) -> Result<Vec<aws_sdk_apigateway::types::Resource>> {
+        let output = ctx
+            .clients
+            .apigateway
+            .get_resources()
+            .rest_api_id(id)
+            .limit(500)
+            .send()
+            .await
+            .map_err(aws_error("GetResources"))?;
+        Ok(output.items().to_vec())
+    }
+
+    async fn observe_routes(&self, ctx: &Context, id: &str) -> Result<BTreeMap<String, Value>> {
+        let api = &ctx.clients.apigateway;
+        let mut routes = BTreeMap::new();
+        for resource in self.resources(ctx, id).await? {
+            let (Some(resource_id), Some(path)) = (resource.id(), resource.path()) else {
+                continue;
+            };
+            let methods: Vec<String> = resource
+                .resource_methods()
+                .map(|methods| methods.keys().cloned().collect())
+                .unwrap_or_default();
+            for method in methods {
+                let details = api
+                    .get_method()
+                    .rest_api_id(id)
+                    .resource_id(resource_id)
+                    .http_method(&method)
+                    .send()
+                    .await
+                    .map_err(aws_error("GetMethod"))?;
+                let integration = details.method_integration();
+                let kind = integration
+                    .and_then(|integration| integration.r#type())
+                    .map(|kind| kind.as_str().to_string());
+                let value = if kind.as_deref() == Some("MOCK") {
+                    let origin = match api
+                        .get_integration_response()
+                        .rest_api_id(id)
+                        .resource_id(resource_id)
+                        .http_method(&method)
+                        .status_code("200")
+                        .send()
+                        .await
+                    {
+                        Ok(response) => response
+                            .response_parameters()
+                            .and_then(|parameters| {
+                                parameters.get("method.response.header.Access-Control-Allow-Origin")
+                            })
+                            .map(|origin| origin.trim_matches('\'').to_string()),
+                        Err(_) => None,
+                    };
+                    json!({"type": "MOCK", "cors_allow_origin": origin})
+                } else {
+                    json!({"type": kind, "uri": integration.and_then(|integration| integration.uri()),
+                           "api_key_required": details.api_key_required().unwrap_or(false)})
+                };
+                routes.insert(format!("{method} {path}"), value);
+            }
+        }
+        Ok(routes)
+    }
+
+    async fn observe_stage(&self, ctx: &Context, id: &str) -> Result<Fields> {
+        let api = &ctx.clients.apigateway;
+        let stage = match api
+            .get_stage()
+            .rest_api_id(id)
+            .stage_name(&self.spec.stage)
+            .send()
+            .await
+        {
+            Ok(stage) => stage,
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_not_found_exception()) =>
+            {
+                return Ok(Fields::from([
+                    ("stage.name".into(), Value::Null),
+                    ("stage.deployment".into(), Value::Null),
+                    ("stage.throttle".into(), Value::Null),
+                    ("stage.access_log_destination".into(), Value::Null),
+                ]));
+            }
+            Err(error) => return Err(aws_error("GetStage")(error)),
+        };
+        let deployment = match stage.deployment_id() {
+            Some(deployment_id) => api
+                .get_deployment()
+                .rest_api_id(id)
+                .deployment_id(deployment_id)
+                .send()
+                .await
+                .map_err(aws_error("GetDeployment"))?
+                .description()
+                .map(str::to_string),
+            None => None,
+        };
+        let throttle = stage
+            .method_settings()
+            .and_then(|settings| settings.get("*/*"))
+            .map(|setting| json!({"rate_limit": setting.throttling_rate_limit(), "burst_limit": setting.throttling_burst_limit()}));
+        let access_log = stage
+            .access_log_settings()
+            .and_then(|settings| settings.destination_arn())
+            .map(str::to_string);
+        Ok(Fields::from([
+            ("stage.name".into(), json!(stage.stage_name())),
+            ("stage.deployment".into(), json!(deployment)),
+            ("stage.throttle".into(), json!(throttle)),
+            ("stage.access_log_destination".into(), json!(access_log)),
+        ]))
+    }
+
+    pub async fn create(&self, ctx: &Context) -> Result<()> {
+        if self.find(ctx).await?.is_some() {
+            return Ok(());
+        }
+        let tags: HashMap<String, String> = self.tags.clone().into_iter().collect();
+        ctx.clients
+            .apigateway
+            .create_rest_api()
+            .name(&self.spec.name)
+            .description(&self.spec.description)
+            .endpoint_configuration(
+                EndpointConfiguration::builder()
+                    .types(EndpointType::Regional)
+                    .build(),
+            )
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map_err(aws_error("CreateRestApi"))?;
+        Ok(())
+    }
+
+    pub async fn update(&self, ctx: &Context, diffs: &[FieldDiff]) -> Result<()> {
+        let api = &ctx.clients.apigateway;
+        let found = self.find(ctx).await?.ok_or_else(|| {
+            super::Error::Failed(format!("REST API {} disappeared", self.spec.name))
+        })?;
+        let id = found.id.as_str();
+        for duplicate in &found.duplicates {
+            tracing::warn!(api = %self.spec.name, duplicate, "deleting a duplicate REST API of this deployment");
+            api.delete_rest_api()
+                .rest_api_id(duplicate)
+                .send()
+                .await
+                .map_err(aws_error("DeleteRestApi"))?;
+        }
+        if changed(diffs, "description") {
+            api.update_rest_api()
+                .rest_api_id(id)
+                .patch_operations(replace("/description", &self.spec.description))
+                .send()
+                .await
+                .map_err(aws_error("UpdateRestApi"))?;
+        }
+        if let Some(observed) = observed_value(diffs, "tags") {
+            let arn = format!(
+                "arn:{}:apigateway:{}::/restapis/{id}",
+                ctx.partition, ctx.region
+            );
+            let (to_set, to_remove) = tag_changes(&self.tags, observed);
+            if !to_set.is_empty() {
+                api.tag_resource()
+                    .resource_arn(&arn)
+                    .set_tags(Some(to_set.into_iter().collect()))
+                    .send()
+                    .await
+                    .map_err(aws_error("TagResource"))?;
+            }
+            if !to_remove.is_empty() {
+                api.untag_resource()
+                    .resource_arn(&arn)
+                    .set_tag_keys(Some(to_remove))
+                    .send()
+                    .await
+                    .map_err(aws_error("UntagResource"))?;
+            }
+        }
+        if let Some(observed) = observed_value(diffs, "routes") {
+            self.converge_routes(ctx, id, observed).await?;
+        }
+        let stage_missing = observed_value(diffs, "stage.name").is_some_and(Value::is_null);
+        if changed(diffs, "routes") || changed(diffs, "stage.deployment") {
+            let deployment = api
+                .create_deployment()
+                .rest_api_id(id)
+                .description(self.fingerprint())
+                .send()
+                .await
+                .map_err(aws_error("CreateDeployment"))?;
+            let deployment_id = deployment.id().unwrap_or_default().to_string();
+            if stage_missing {
+                api.create_stage()
+                    .rest_api_id(id)
+                    .stage_name(&self.spec.stage)
+                    .deployment_id(&deployment_id)
+                    .send()
+                    .await
+                    .map_err(aws_error("CreateStage"))?;
+            } else {
+                api.update_stage()
+                    .rest_api_id(id)
+                    .stage_name(&self.spec.stage)
+                    .patch_operations(replace("/deploymentId", &deployment_id))
+                    .send()
+                    .await
+                    .map_err(aws_error("UpdateStage"))?;
+            }
+        }
+        let mut operations = Vec::new();
+        if changed(diffs, "stage.throttle") || stage_missing {
+            operations.push(replace(
+                "/*/*/throttling/rateLimit",
+                &self.spec.throttle_rate_limit.to_string(),
+            ));
+            operations.push(replace(
+                "/*/*/throttling/burstLimit",
+                &self.spec.throttle_burst_limit.to_string(),
+            ));
+        }
+        if changed(diffs, "stage.access_log_destination") {
+            match &self.access_log_group_arn {
+                Some(arn) => {
+                    operations.push(replace("/accessLogSettings/destinationArn", arn));
+                    operations.push(replace("/accessLogSettings/format", ACCESS_LOG_FORMAT));
+                }
+                None => operations.push(
+                    PatchOperation::builder()
+                        .op(Op::Remove)
+                        .path("/accessLogSettings")
+                        .build(),
+                ),
+            }
+        }
+        if !operations.is_empty() {
+            api.update_stage()
+                .rest_api_id(id)
+                .stage_name(&self.spec.stage)
+                .set_patch_operations(Some(operations))
+                .send()
+                .await
+                .map_err(aws_error("UpdateStage"))?;
+        }
+        Ok(())
+    }
+
+    /// Creates missing resources and methods, re-puts integrations that
+    /// differ, and deletes methods no route asks for.
+    async fn converge_routes(&self, ctx: &Context, id: &str, observed: &Value) -> Result<()> {
+        let api = &ctx.clients.apigateway;
+        let desired = self.desired_routes();
+        let observed: BTreeMap<String, Value> =
+            serde_json::from_value(observed.clone()).unwrap_or_default();
+        let mut paths: BTreeMap<String, String> = self
+            .resources(ctx, id)
+            .await?
+            .iter()
+            .filter_map(|resource| Some((resource.path()?.to_string(), resource.id()?.to_string())))
+            .collect();
+        for (route, want) in &desired {
+            if observed.get(route) == Some(want) {
+                continue;
+            }
+            let (method, path) = route.split_once(' ').unwrap_or_default();
+            let resource_id = self.ensure_path(ctx, id, path, &mut paths).await?;
+            // A new put_method drops the method's integration: always put both.
+            api.put_method()
+                .rest_api_id(id)
+                .resource_id(&resource_id)
+                .http_method(method)
+                .authorization_type("NONE")
+                .api_key_required(method != "OPTIONS" && self.spec.api_key_required)
+                .send()
+                .await
+                .map_err(aws_error("PutMethod"))?;
+            if method == "OPTIONS" {
+                self.put_cors(ctx, id, &resource_id).await?;
+            } else {
+                api.put_integration()
+                    .rest_api_id(id)
+                    .resource_id(&resource_id)
+                    .http_method(method)
+                    .r#type(IntegrationType::AwsProxy)
+                    .integration_http_method("POST")
+                    .uri(want["uri"].as_str().unwrap_or_default())
+                    .send()
+                    .await
+                    .map_err(aws_error("PutIntegration"))?;
+            }
+        }
+        for route in observed
+            .keys()
+            .filter(|route| !desired.contains_key(*route))
+        {
+            let (method, path) = route.split_once(' ').unwrap_or_default();
+            if let Some(resource_id) = paths.get(path) {
+                api.delete_method()
+                    .rest_api_id(id)
+                    .resource_id(resource_id)
+                    .http_method(method)
+                    .send()
+                    .await
+                    .map_err(aws_error("DeleteMethod"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The resource id of `path`, creating the missing parts.
+    async fn ensure_path(
+        &self,
+        ctx: &Context,
+        id: &str,
+        path: &str,
+        paths: &mut BTreeMap<String, String>,
+    ) -> Result<String> {
+        if let Some(resource_id) = paths.get(path) {
+            return Ok(resource_id.clone());
+        }
+        let mut parent = paths
+            .get("/")
+            .cloned()
+            .ok_or_else(|| super::Error::Failed("the API has no root resource".into()))?;
+        let mut current = String::new();
+        for part in path.trim_start_matches('/').split('/') {
+            current = format!("{current}/{part}");
+            parent = match paths.get(&current) {
+                Some(existing) => existing.clone(),
+                None => {
+                    let created = ctx
+                        .clients
+                        .apigateway
+                        .create_resource()
+                        .rest_api_id(id)
+                        .parent_id(&parent)
+                        .path_part(part)
+                        .send()
+                        .await
+                        .map_err(aws_error("CreateResource"))?;
+                    let created_id = created.id().unwrap_or_default().to_string();
+                    paths.insert(current.clone(), created_id.clone());
+                    created_id
+                }
+            };
+        }
+        Ok(parent)
+    }
+
+    /// A CORS preflight: a MOCK integration answering 200 with the headers.
+    async fn put_cors(&self, ctx: &Context, id: &str, resource_id: &str) -> Result<()> {
+        let api = &ctx.clients.apigateway;
+        let header = |name: &str| format!("method.response.header.{name}");
+        let names = [
+            "Access-Control-Allow-Origin",
+            "Access-Control-Allow-Methods",
+            "Access-Control-Allow-Headers",
+        ];
+        api.put_method_response()
+            .rest_api_id(id)
+            .resource_id(resource_id)
+            .http_method("OPTIONS")
+            .status_code("200")
+            .set_response_parameters(Some(
+                names.iter().map(|name| (header(name), false)).collect(),
+            ))
+            .send()
+            .await
+            .map_err(aws_error("PutMethodResponse"))?;
+        api.put_integration()
+            .rest_api_id(id)
+            .resource_id(resource_id)
+            .http_method("OPTIONS")
+            .r#type(IntegrationType::Mock)
+            .request_templates("application/json", r#"{"statusCode": 200}"#)
+            .send()
+            .await
+            .map_err(aws_error("PutIntegration"))?;
+        let values = [
+            format!("'{}'", self.spec.cors_allow_origins.join(",")),
+            "'GET,POST,OPTIONS'".to_string(),
+            "'Content-Type,Authorization,X-Api-Key'".to_string(),
+        ];
+        api.put_integration_response()
+            .rest_api_id(id)
+            .resource_id(resource_id)
+            .http_method("OPTIONS")
+            .status_code("200")
+            .set_response_parameters(Some(
+                names
+                    .iter()
+                    .zip(values)
+                    .map(|(name, value)| (header(name), value))
+                    .collect(),
+            ))
+            .send()
+            .await
+            .map_err(aws_error("PutIntegrationResponse"))?;
+        Ok(())
+    }
+
+    pub async fn delete(&self, ctx: &Context) -> Result<()> {
+        let Some(found) = self.find(ctx).await? else {
+            return Ok(());
+        };
+        for id in std::iter::once(&found.id).chain(&found.duplicates) {
+            match ctx
+                .clients
+                .apigateway
+                .delete_rest_api()
+                .rest_api_id(id)
+                .send()
+                .await
+            {
+                Ok(_) => {}
+                Err(error)
+                    if error
+                        .as_service_error()
+                        .is_some_and(|e| e.is_not_found_exception()) => {}
+                Err(error) => return Err(aws_error("DeleteRestApi")(error)),
+            }
+        }
+        Ok(())
+    }
+
+    /// The invoke URL of each route.
+    pub fn invoke_urls(&self, ctx: &Context, id: &str) -> Vec<String> {
+        self.routes
+            .iter()
+            .map(|route| {
+                format!(
+                    "{} https://{id}.execute-api.{}.amazonaws.com/{}{}",
+                    route.method, ctx.region, self.spec.stage, route.path
+                )
+            })
+            .collect()
+    }
+}
+
+fn replace(path: &str, value: &str) -> PatchOperation {
+    PatchOperation::builder()
+        .op(Op::Replace)
+        .path(path)
+        .value(value)
+        .build()
+}
+
+/// The AWS_PROXY integration URI of a function.
+pub fn integration_uri(ctx: &Context, function_arn: &str) -> String {
+    format!(
+        "arn:{}:apigateway:{}:lambda:path/2015-03-31/functions/{function_arn}/invocations",
+        ctx.partition, ctx.region
+    )
+}

@@ -1,0 +1,271 @@
+//! The Panther API token in Secrets Manager. The value comes from an
+//! environment variable at apply time and is never printed, logged or put
+//! in a plan: drift in the value is found by comparing SHA-256 digests.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use aws_sdk_secretsmanager::types::Tag;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::{Context, Observed, Result, aws_error, changed, observed_value, tag_changes};
+use crate::field::{FieldDiff, Fields};
+use crate::ownership::{comparable_tags, ownership_of};
+use crate::spec::SecretSpec;
+
+/// A secret value: compared and sent, never shown.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretValue(String);
+
+impl SecretValue {
+    pub fn new(value: String) -> SecretValue {
+        SecretValue(value)
+    }
+
+    /// What plans show instead of the value: a short digest.
+    pub fn digest(&self) -> String {
+        digest_of(&self.0)
+    }
+}
+
+impl fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretValue(<hidden>)")
+    }
+}
+
+fn digest_of(value: &str) -> String {
+    let hash = Sha256::digest(value.as_bytes());
+    format!("sha256:{}", &hex::encode(hash)[..16])
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Desired {
+    pub spec: SecretSpec,
+    pub tags: BTreeMap<String, String>,
+    /// `None` when the environment variable is not set: the stored value is
+    /// then left as it is, and a create is refused.
+    pub value: Option<SecretValue>,
+}
+
+impl Desired {
+    pub fn fields(&self) -> Fields {
+        let mut fields = Fields::from([
+            ("description".into(), json!(self.spec.description)),
+            ("scheduled_for_deletion".into(), json!(false)),
+            ("tags".into(), json!(self.tags)),
+        ]);
+        if let Some(value) = &self.value {
+            fields.insert("value".into(), json!(value.digest()));
+        }
+        fields
+    }
+
+    pub async fn observe(&self, ctx: &Context) -> Result<Option<Observed>> {
+        let secrets = &ctx.clients.secrets;
+        let described = match secrets
+            .describe_secret()
+            .secret_id(&self.spec.name)
+            .send()
+            .await
+        {
+            Ok(output) => output,
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
+                return Ok(None);
+            }
+            Err(error) => return Err(aws_error("DescribeSecret")(error)),
+        };
+        let tags: BTreeMap<String, String> = described
+            .tags()
+            .iter()
+            .filter_map(|tag| {
+                Some((
+                    tag.key()?.to_string(),
+                    tag.value().unwrap_or_default().to_string(),
+                ))
+            })
+            .collect();
+        let tags = comparable_tags(tags);
+        let ownership = ownership_of(&tags, &ctx.deployment);
+        let scheduled = described.deleted_date().is_some();
+        let mut fields = Fields::from([
+            (
+                "description".into(),
+                json!(described.description().unwrap_or_default()),
+            ),
+            ("scheduled_for_deletion".into(), json!(scheduled)),
+            ("tags".into(), json!(tags)),
+        ]);
+        // The value is read only to compare digests, and only when there is
+        // a desired value to compare with and the secret is ours.
+        if self.value.is_some() && !scheduled && ownership == crate::ownership::Ownership::Owned {
+            let current = match secrets
+                .get_secret_value()
+                .secret_id(&self.spec.name)
+                .send()
+                .await
+            {
+                Ok(output) => output.secret_string().map(digest_of),
+                Err(error)
+                    if error
+                        .as_service_error()
+                        .is_some_and(|e| e.is_resource_not_found_exception()) =>
+                {
+                    None
+                }
+                Err(error) => return Err(aws_error("GetSecretValue")(error)),
+            };
+            fields.insert("value".into(), json!(current));
+        }
+        Ok(Some(Observed { ownership, fields }))
+    }
+
+    fn value(&self) -> Result<&str> {
+        self.value
+            .as_ref()
+            .map(|value| value.0.as_str())
+            .ok_or_else(|| {
+                super::Error::Failed(format!(
+                    "the environment variable {} is not set; it holds the value of secret {}",
+                    self.spec.value_from_env, self.spec.name
+                ))
+            })
+    }
+
+    fn sdk_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
+        tags.iter()
+            .map(|(key, value)| Tag::builder().key(key).value(value).build())
+            .collect()
+    }
+
+    pub async fn create(&self, ctx: &Context) -> Result<()> {
+        let value = self.value()?;
+        let result = ctx
+            .clients
+            .secrets
+            .create_secret()
+            .name(&self.spec.name)
+            .description(&self.spec.description)
+            .secret_string(value)
+            .set_tags(Some(Self::sdk_tags(&self.tags)))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_exists_exception()) =>
+            {
+                Ok(())
+            }
+            Err(error) => Err(aws_error("CreateSecret")(error)),
+        }
+    }
+
+    pub async fn update(&self, ctx: &Context, diffs: &[FieldDiff]) -> Result<()> {
+        let secrets = &ctx.clients.secrets;
+        let name = &self.spec.name;
+        if changed(diffs, "scheduled_for_deletion") {
+            secrets
+                .restore_secret()
+                .secret_id(name)
+                .send()
+                .await
+                .map_err(aws_error("RestoreSecret"))?;
+        }
+        if let Some(observed) = observed_value(diffs, "tags") {
+            let (to_set, to_remove) = tag_changes(&self.tags, observed);
+            if !to_set.is_empty() {
+                secrets
+                    .tag_resource()
+                    .secret_id(name)
+                    .set_tags(Some(Self::sdk_tags(&to_set)))
+                    .send()
+                    .await
+                    .map_err(aws_error("TagResource"))?;
+            }
+            if !to_remove.is_empty() {
+                secrets
+                    .untag_resource()
+                    .secret_id(name)
+                    .set_tag_keys(Some(to_remove))
+                    .send()
+                    .await
+                    .map_err(aws_error("UntagResource"))?;
+            }
+        }
+        if changed(diffs, "description") {
+            secrets
+                .update_secret()
+                .secret_id(name)
+                .description(&self.spec.description)
+                .send()
+                .await
+                .map_err(aws_error("UpdateSecret"))?;
+        }
+        if changed(diffs, "value")
+            || changed(diffs, "scheduled_for_deletion") && self.value.is_some()
+        {
+            secrets
+                .put_secret_value()
+                .secret_id(name)
+                .secret_string(self.value()?)
+                .send()
+                .await
+                .map_err(aws_error("PutSecretValue"))?;
+        }
+        Ok(())
+    }
+
+    /// Schedules the deletion with AWS's 7-day recovery window; an apply
+    /// within that window restores the secret.
+    pub async fn delete(&self, ctx: &Context) -> Result<()> {
+        match ctx
+            .clients
+            .secrets
+            .delete_secret()
+            .secret_id(&self.spec.name)
+            .recovery_window_in_days(7)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
+                Ok(())
+            }
+            Err(error) => Err(aws_error("DeleteSecret")(error)),
+        }
+    }
+
+    /// The ARN of the secret, if it exists.
+    pub async fn arn(ctx: &Context, name: &str) -> Result<Option<String>> {
+        match ctx
+            .clients
+            .secrets
+            .describe_secret()
+            .secret_id(name)
+            .send()
+            .await
+        {
+            Ok(output) => Ok(output.arn().map(str::to_string)),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(error) => Err(aws_error("DescribeSecret")(error)),
+        }
+    }
+}
