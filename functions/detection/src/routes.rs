@@ -172,16 +172,6 @@ fn detect(model: &ModelView, limits: &Limits, content_type: Option<&str>, body: 
             ),
         );
     }
-    if let Some(ct) = content_type {
-        let ct = ct.to_ascii_lowercase();
-        if !ct.contains("json") {
-            return Reply::error(
-                415,
-                "unsupported_media_type",
-                format!("Content-Type must be application/json, got {ct}"),
-            );
-        }
-    }
     if body.iter().all(u8::is_ascii_whitespace) {
         return Reply::error(
             400,
@@ -197,10 +187,22 @@ fn detect(model: &ModelView, limits: &Limits, content_type: Option<&str>, body: 
                 serde_json::error::Category::Io => "unreadable body",
                 _ => "invalid JSON",
             };
+            // The body is read as JSON whatever its Content-Type (clients such as
+            // `curl -d` send form types); say so when the type was not JSON.
+            let hint = match content_type {
+                Some(ct) if !ct.to_ascii_lowercase().contains("json") => {
+                    format!(" (the body is read as JSON whatever its Content-Type; it was {ct})")
+                }
+                _ => String::new(),
+            };
             return Reply::error(
                 400,
                 "invalid_json",
-                format!("{what} at line {}, column {}: {e}", e.line(), e.column()),
+                format!(
+                    "{what} at line {}, column {}: {e}{hint}",
+                    e.line(),
+                    e.column()
+                ),
             );
         }
     };

@@ -320,28 +320,35 @@ fn cases() -> Vec<Case> {
             "no route for /HEALTH",
         ),
     ];
-    let mut text = case(
-        "text/plain body",
-        "POST",
-        "/detect",
-        ev,
-        415,
-        "unsupported_media_type",
-        "Content-Type must be application/json, got text/plain",
-    );
-    text.content_type = Some("text/plain");
-    v.push(text);
     let mut form = case(
         "form body",
         "POST",
         "/detect",
         "eventName=x",
-        415,
-        "unsupported_media_type",
-        "application/x-www-form-urlencoded",
+        400,
+        "invalid_json",
+        "whatever its Content-Type; it was application/x-www-form-urlencoded",
     );
     form.content_type = Some("application/x-www-form-urlencoded");
     v.push(form);
+    v.push(case(
+        "batch with null",
+        "POST",
+        "/detect",
+        "[null]",
+        400,
+        "wrong_shape",
+        "event 0 of the batch: an event must be a JSON object, got null",
+    ));
+    v.push(case(
+        "batch with an empty object",
+        "POST",
+        "/detect",
+        "[{}]",
+        400,
+        "wrong_shape",
+        "event 0 of the batch: the event has none of the fields",
+    ));
     v
 }
 
@@ -459,6 +466,16 @@ fn good_requests_answer_with_explanations() {
             .unwrap()
             .contains(&json!("eventName"))
     );
+    // JSON sent with another Content-Type (as `curl -d` does) is still read.
+    let r = route(
+        &view,
+        &Limits::default(),
+        "POST",
+        "/detect",
+        Some("text/plain"),
+        old,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
     let r = route(&view, &Limits::default(), "GET", "/health/", None, b"");
     assert_eq!(r.status, 200);
     assert_eq!(r.body["status"], "healthy");
