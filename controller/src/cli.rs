@@ -257,6 +257,7 @@ async fn execute(command: Command) -> Result<i32> {
                         "No changes: the deployment already matches {}.",
                         config.config.display()
                     );
+                    print_invoke_urls(&controller).await;
                 }
                 return Ok(EXIT_OK);
             }
@@ -271,6 +272,7 @@ async fn execute(command: Command) -> Result<i32> {
                 )?;
             } else {
                 report(&outcome, config.output, "Applied")?;
+                print_invoke_urls(&controller).await;
                 if !images.report().images.is_empty() {
                     println!("Images: {}.", images.report().summary());
                 }
@@ -457,4 +459,18 @@ fn report(outcome: &Outcome, output: Output, verb: &str) -> Result<()> {
         outcome.calls.mutating,
     );
     Ok(())
+}
+
+/// Prints where the REST API's routes answer.
+async fn print_invoke_urls(controller: &Controller) {
+    match controller.invoke_urls().await {
+        Ok(urls) if !urls.is_empty() => {
+            println!("Invoke URLs:");
+            for url in urls {
+                println!("  {url}");
+            }
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "cannot look up the REST API's invoke URLs"),
+    }
 }

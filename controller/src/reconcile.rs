@@ -185,6 +185,22 @@ impl Controller {
         ))
     }
 
+    /// The invoke URL of every route of the REST API, once the API exists.
+    pub async fn invoke_urls(&self) -> Result<Vec<String>, Error> {
+        for desired in self.resources().await? {
+            if let Desired::Api(api) = &desired {
+                let id = api.id(&self.ctx).await.map_err(|cause| Error::Observe {
+                    resource: desired.id(),
+                    cause,
+                })?;
+                return Ok(id
+                    .map(|id| api.invoke_urls(&self.ctx, &id))
+                    .unwrap_or_default());
+            }
+        }
+        Ok(Vec::new())
+    }
+
     /// Observes every resource and plans what apply would do.
     pub async fn plan(&self) -> Result<Plan, Error> {
         let resources = self.resources().await?;

@@ -234,6 +234,91 @@ fn cases() -> Vec<(&'static str, String, &'static str, usize)> {
         "unknown field `deploy`",
         "[deploy]",
     );
+    case(
+        "schedule expression",
+        b.replace("cron(0 6 * * ? *)", "cron(0 6 * * * *)"),
+        "exactly one of day-of-month and day-of-week",
+        "cron(0 6 * * * *)",
+    );
+    case(
+        "schedule rate unit",
+        b.replace("cron(0 6 * * ? *)", "rate(5 minute)"),
+        "plural unit",
+        "rate(5 minute)",
+    );
+    case(
+        "schedule input",
+        b.replace(
+            "input = '{\"training_source\": \"panther\"}'",
+            "input = '{not json'",
+        ),
+        "the input must be JSON",
+        "{not json",
+    );
+    case(
+        "schedule function",
+        b.replace(
+            "function = \"training\"\ninput",
+            "function = \"trainer\"\ninput",
+        ),
+        "\"trainer\" is not a function of this file",
+        "function = \"trainer\"",
+    );
+    case(
+        "route method",
+        b.replacen("method = \"GET\"", "method = \"FETCH\"", 1),
+        "\"FETCH\" is not an HTTP method",
+        "FETCH",
+    );
+    case(
+        "route path",
+        b.replacen("path = \"/health\"", "path = \"health\"", 1),
+        "must start with '/'",
+        "path = \"health\"",
+    );
+    case(
+        "route function",
+        b.replacen(
+            "path = \"/detect\"\nfunction = \"detection\"",
+            "path = \"/detect\"\nfunction = \"detector\"",
+            1,
+        ),
+        "\"detector\" is not a function",
+        "function = \"detector\"",
+    );
+    case(
+        "throttle",
+        b.replace("throttle_rate_limit = 50.0", "throttle_rate_limit = -1.0"),
+        "throttle_rate_limit",
+        "throttle_rate_limit = -1.0",
+    );
+    case(
+        "cors origin",
+        b.replace(
+            "# cors_allow_origins",
+            "cors_allow_origins = [\"siem.example.com\"]\n#",
+        ),
+        "is not an origin",
+        "cors_allow_origins = [",
+    );
+    case(
+        "secret variable",
+        b.replace(
+            "value_from_env = \"PANTHER_API_TOKEN\"",
+            "value_from_env = \"pnt-abc 123\"",
+        ),
+        "not an environment variable name",
+        "pnt-abc 123",
+    );
+    case(
+        "secret in the file",
+        b.replace(
+            "value_from_env = \"PANTHER_API_TOKEN\"",
+            "value_from_env = \"PANTHER_API_TOKEN\"\nvalue = \"abc\"",
+        ),
+        "unknown field `value`",
+        "value = \"abc\"",
+    );
     cases
 }
 
