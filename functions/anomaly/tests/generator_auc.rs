@@ -6,6 +6,11 @@ use anomaly::generator::{AnomalyKind, Generator, roc_auc};
 use anomaly::{Event, Model, Rarity, TrainParams};
 
 fn trained() -> Model {
+    static MODEL: std::sync::OnceLock<Model> = std::sync::OnceLock::new();
+    MODEL.get_or_init(train).clone()
+}
+
+fn train() -> Model {
     let train: Vec<Event> = Generator::new(7)
         .normal_events(20_000)
         .iter()
@@ -97,7 +102,7 @@ fn a_never_seen_event_name_is_explained_as_unseen() {
 #[test]
 fn training_is_deterministic_for_a_seed() {
     let a = trained();
-    let b = trained();
+    let b = train();
     assert_eq!(a.threshold, b.threshold);
     assert_eq!(a.forest, b.forest);
 }
