@@ -9,6 +9,7 @@ import argparse
 import http.client
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -96,6 +97,7 @@ def main():
     ap.add_argument("--sizes", default="100000,1000000")
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--connections", type=int, default=8)
+    ap.add_argument("--keep", action="store_true", help="keep the generated data and models")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
     work = tempfile.mkdtemp(prefix="anomaly-bench-")
@@ -173,9 +175,12 @@ def main():
         print(f"| {metric} | {new:,.1f} {unit} | {old:,.1f} {unit} | {ratio:,.1f}x |")
     print()
     print("Ratios are expressed as the new functions' advantage: old/new for times and memory, new/old for throughput.")
-    with open(os.path.join(work, "results.json"), "w") as f:
-        json.dump(rows, f, indent=1)
-    print(f"work files: {work}")
+    if args.keep:
+        with open(os.path.join(work, "results.json"), "w") as f:
+            json.dump(rows, f, indent=1)
+        print(f"work files: {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks the functions side by side with the old scikit-learn pipeline.
-# Usage: functions/bench/run.sh [--sizes 100000,1000000] [--seconds 10] [--connections 8]
+# Usage: functions/bench/run.sh [--sizes 100000,1000000] [--seconds 10] [--connections 8] [--keep]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
