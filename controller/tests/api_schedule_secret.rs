@@ -565,3 +565,85 @@ async fn each_role_grants_only_what_its_function_needs() {
         ])
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_key_requirement_brings_a_usage_plan_and_a_key() {
+    let aws = LocalAws::start().await;
+    let with_keys = local_config(aws.endpoint_url())
+        .replace("api_key_required = false", "api_key_required = true");
+    let controller = controller_at(aws.endpoint_url(), &with_keys).await;
+    controller.apply().await.expect("apply with keys");
+    let sdk = sdk(&aws).await;
+    let id = api_id(&sdk).await;
+    let plans = sdk.apigateway.get_usage_plans().send().await.unwrap();
+    assert_eq!(plans.items().len(), 1);
+    let plan = &plans.items()[0];
+    assert_eq!(plan.name(), Some("anomaly-local-api-usage-plan"));
+    assert_eq!(plan.api_stages()[0].api_id(), Some(id.as_str()));
+    assert_eq!(plan.api_stages()[0].stage(), Some("local"));
+    let keys = sdk
+        .apigateway
+        .get_usage_plan_keys()
+        .usage_plan_id(plan.id().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(keys.items().len(), 1);
+    assert_eq!(keys.items()[0].name(), Some("anomaly-local-api-key"));
+    let resources = sdk
+        .apigateway
+        .get_resources()
+        .rest_api_id(&id)
+        .send()
+        .await
+        .unwrap();
+    let detect = resources
+        .items()
+        .iter()
+        .find(|resource| resource.path() == Some("/detect"))
+        .unwrap();
+    let method = sdk
+        .apigateway
+        .get_method()
+        .rest_api_id(&id)
+        .resource_id(detect.id().unwrap())
+        .http_method("POST")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(method.api_key_required(), Some(true));
+
+    let again = controller_at(aws.endpoint_url(), &with_keys).await;
+    assert!(!again.apply().await.unwrap().plan.has_changes());
+    assert_eq!(
+        again.calls().mutating,
+        0,
+        "{:?}",
+        again.calls().mutating_calls
+    );
+
+    // Turning the requirement off removes the plan and the key.
+    local_controller(&aws)
+        .await
+        .apply()
+        .await
+        .expect("apply without keys");
+    assert!(
+        sdk.apigateway
+            .get_usage_plans()
+            .send()
+            .await
+            .unwrap()
+            .items()
+            .is_empty()
+    );
+    assert!(
+        sdk.apigateway
+            .get_api_keys()
+            .send()
+            .await
+            .unwrap()
+            .items()
+            .is_empty()
+    );
+}

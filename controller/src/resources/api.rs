@@ -9,7 +9,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use aws_sdk_apigateway::types::{
-    EndpointConfiguration, EndpointType, IntegrationType, Op, PatchOperation,
+    ApiStage, EndpointConfiguration, EndpointType, IntegrationType, Op, PatchOperation,
+    ThrottleSettings,
 };
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -106,7 +107,230 @@ impl Desired {
                 "stage.access_log_destination".into(),
                 json!(self.access_log_group_arn),
             ),
+            ("usage_plan".into(), self.desired_usage_plan()),
         ])
+    }
+
+    fn usage_plan_name(&self) -> String {
+        format!("{}-usage-plan", self.spec.name)
+    }
+
+    fn api_key_name(&self) -> String {
+        format!("{}-key", self.spec.name)
+    }
+
+    fn throttle_value(&self) -> Value {
+        json!({"rate_limit": self.spec.throttle_rate_limit, "burst_limit": self.spec.throttle_burst_limit})
+    }
+
+    /// With `api_key_required`, a usage plan on the stage with one API key.
+    fn desired_usage_plan(&self) -> Value {
+        if !self.spec.api_key_required {
+            return Value::Null;
+        }
+        json!({"name": self.usage_plan_name(), "stages": [self.spec.stage], "keys": [self.api_key_name()],
+               "throttle": self.throttle_value()})
+    }
+
+    /// The usage plan of this API by name: its id, its stages of this API, its throttle.
+    async fn find_usage_plan(
+        &self,
+        ctx: &Context,
+        api_id: &str,
+    ) -> Result<Option<(String, Vec<String>, Value)>> {
+        let plans = ctx
+            .clients
+            .apigateway
+            .get_usage_plans()
+            .limit(500)
+            .send()
+            .await
+            .map_err(aws_error("GetUsagePlans"))?;
+        Ok(plans
+            .items()
+            .iter()
+            .find(|plan| plan.name() == Some(self.usage_plan_name().as_str()))
+            .map(|plan| {
+                let stages = plan
+                    .api_stages()
+                    .iter()
+                    .filter(|stage| stage.api_id() == Some(api_id))
+                    .filter_map(|stage| stage.stage().map(str::to_string))
+                    .collect();
+                let throttle = plan
+                    .throttle()
+                    .map(|throttle| json!({"rate_limit": throttle.rate_limit(), "burst_limit": throttle.burst_limit()}));
+                (plan.id().unwrap_or_default().to_string(), stages, json!(throttle))
+            }))
+    }
+
+    async fn observe_usage_plan(&self, ctx: &Context, api_id: &str) -> Result<Value> {
+        let Some((plan_id, stages, throttle)) = self.find_usage_plan(ctx, api_id).await? else {
+            return Ok(Value::Null);
+        };
+        let keys: Vec<String> = ctx
+            .clients
+            .apigateway
+            .get_usage_plan_keys()
+            .usage_plan_id(&plan_id)
+            .send()
+            .await
+            .map_err(aws_error("GetUsagePlanKeys"))?
+            .items()
+            .iter()
+            .filter_map(|key| key.name().map(str::to_string))
+            .collect();
+        Ok(
+            json!({"name": self.usage_plan_name(), "stages": stages, "keys": keys, "throttle": throttle}),
+        )
+    }
+
+    async fn find_api_key(&self, ctx: &Context) -> Result<Option<String>> {
+        let keys = ctx
+            .clients
+            .apigateway
+            .get_api_keys()
+            .name_query(self.api_key_name())
+            .send()
+            .await
+            .map_err(aws_error("GetApiKeys"))?;
+        Ok(keys
+            .items()
+            .iter()
+            .find(|key| key.name() == Some(self.api_key_name().as_str()))
+            .and_then(|key| key.id().map(str::to_string)))
+    }
+
+    /// Removes the usage plan and the API key, if they exist.
+    async fn remove_usage_plan(&self, ctx: &Context, api_id: &str) -> Result<()> {
+        let api = &ctx.clients.apigateway;
+        if let Some((plan_id, stages, _)) = self.find_usage_plan(ctx, api_id).await? {
+            for stage in stages {
+                api.update_usage_plan()
+                    .usage_plan_id(&plan_id)
+                    .patch_operations(
+                        PatchOperation::builder()
+                            .op(Op::Remove)
+                            .path("/apiStages")
+                            .value(format!("{api_id}:{stage}"))
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .map_err(aws_error("UpdateUsagePlan"))?;
+            }
+            api.delete_usage_plan()
+                .usage_plan_id(&plan_id)
+                .send()
+                .await
+                .map_err(aws_error("DeleteUsagePlan"))?;
+        }
+        if let Some(key_id) = self.find_api_key(ctx).await? {
+            api.delete_api_key()
+                .api_key(key_id)
+                .send()
+                .await
+                .map_err(aws_error("DeleteApiKey"))?;
+        }
+        Ok(())
+    }
+
+    /// Creates or fixes the usage plan, its key and their link, or removes
+    /// them when keys are no longer required. The key's value is AWS's and
+    /// is never read by the controller.
+    async fn converge_usage_plan(&self, ctx: &Context, api_id: &str) -> Result<()> {
+        if !self.spec.api_key_required {
+            return self.remove_usage_plan(ctx, api_id).await;
+        }
+        let api = &ctx.clients.apigateway;
+        let plan_id = match self.find_usage_plan(ctx, api_id).await? {
+            Some((plan_id, stages, observed_throttle)) => {
+                let mut operations = Vec::new();
+                if !stages.contains(&self.spec.stage) {
+                    operations.push(
+                        PatchOperation::builder()
+                            .op(Op::Add)
+                            .path("/apiStages")
+                            .value(format!("{api_id}:{}", self.spec.stage))
+                            .build(),
+                    );
+                }
+                if observed_throttle != self.throttle_value() {
+                    operations.push(replace(
+                        "/throttle/rateLimit",
+                        &self.spec.throttle_rate_limit.to_string(),
+                    ));
+                    operations.push(replace(
+                        "/throttle/burstLimit",
+                        &self.spec.throttle_burst_limit.to_string(),
+                    ));
+                }
+                if !operations.is_empty() {
+                    api.update_usage_plan()
+                        .usage_plan_id(&plan_id)
+                        .set_patch_operations(Some(operations))
+                        .send()
+                        .await
+                        .map_err(aws_error("UpdateUsagePlan"))?;
+                }
+                plan_id
+            }
+            None => api
+                .create_usage_plan()
+                .name(self.usage_plan_name())
+                .api_stages(
+                    ApiStage::builder()
+                        .api_id(api_id)
+                        .stage(&self.spec.stage)
+                        .build(),
+                )
+                .throttle(
+                    ThrottleSettings::builder()
+                        .rate_limit(self.spec.throttle_rate_limit)
+                        .burst_limit(self.spec.throttle_burst_limit as i32)
+                        .build(),
+                )
+                .set_tags(Some(self.tags.clone().into_iter().collect()))
+                .send()
+                .await
+                .map_err(aws_error("CreateUsagePlan"))?
+                .id()
+                .unwrap_or_default()
+                .to_string(),
+        };
+        let key_id = match self.find_api_key(ctx).await? {
+            Some(key_id) => key_id,
+            None => api
+                .create_api_key()
+                .name(self.api_key_name())
+                .enabled(true)
+                .set_tags(Some(self.tags.clone().into_iter().collect()))
+                .send()
+                .await
+                .map_err(aws_error("CreateApiKey"))?
+                .id()
+                .unwrap_or_default()
+                .to_string(),
+        };
+        let linked = api
+            .get_usage_plan_keys()
+            .usage_plan_id(&plan_id)
+            .send()
+            .await
+            .map_err(aws_error("GetUsagePlanKeys"))?
+            .items()
+            .iter()
+            .any(|key| key.id() == Some(key_id.as_str()));
+        if !linked {
+            api.create_usage_plan_key()
+                .usage_plan_id(&plan_id)
+                .key_id(&key_id)
+                .key_type("API_KEY")
+                .send()
+                .await
+                .map_err(aws_error("CreateUsagePlanKey"))?;
+        }
+        Ok(())
     }
 
     async fn find(&self, ctx: &Context) -> Result<Option<Found>> {
@@ -184,6 +408,10 @@ impl Desired {
             ("tags".into(), json!(found.tags)),
         ]);
         fields.extend(stage);
+        fields.insert(
+            "usage_plan".into(),
+            self.observe_usage_plan(ctx, &found.id).await?,
+        );
         Ok(Some(Observed {
             ownership: found.ownership,
             fields,
@@ -443,6 +671,9 @@ impl Desired {
                 .send()
                 .await
                 .map_err(aws_error("UpdateStage"))?;
+        }
+        if changed(diffs, "usage_plan") {
+            self.converge_usage_plan(ctx, id).await?;
         }
         Ok(())
     }
