@@ -114,7 +114,13 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:9090")]
         listen: SocketAddr,
         /// Time to live of the writers' lease (renewed every third of it).
-        #[arg(long, hide = true, default_value = "60s", value_parser = parse_duration)]
+        #[arg(
+            long,
+            hide = true,
+            env = "CONTROLLER_LEASE_TTL",
+            default_value = "60s",
+            value_parser = parse_duration
+        )]
         lease_ttl: Duration,
     },
 }
@@ -126,7 +132,13 @@ struct LeaseArgs {
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     wait_lease: Duration,
     /// Time to live of the writers' lease (renewed every third of it).
-    #[arg(long, hide = true, default_value = "60s", value_parser = parse_duration)]
+    #[arg(
+        long,
+        hide = true,
+        env = "CONTROLLER_LEASE_TTL",
+        default_value = "60s",
+        value_parser = parse_duration
+    )]
     lease_ttl: Duration,
 }
 
