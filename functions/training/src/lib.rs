@@ -41,7 +41,8 @@ pub struct PantherSettings {
     pub secret_arn: Option<String>,
     /// The token itself, for local use (`PANTHER_API_TOKEN`).
     pub token: Option<String>,
-    /// SQL (`PANTHER_SQL`; default: Config events of the last `LOOKBACK_DAYS` days).
+    /// SQL (`PANTHER_SQL`; default: Config events of the last `LOOKBACK_DAYS` days,
+    /// also read as `TRAINING_DAYS`).
     pub sql: String,
     /// Deadline of the whole query (`PANTHER_TIMEOUT_SECONDS`, default 600).
     pub deadline: Duration,
@@ -52,7 +53,10 @@ pub struct PantherSettings {
 impl PantherSettings {
     /// Reads the settings from the environment.
     pub fn from_env() -> anyhow::Result<PantherSettings> {
-        let days: u32 = env_parse("LOOKBACK_DAYS")?.unwrap_or(30);
+        let days: u32 = match env_parse("LOOKBACK_DAYS")? {
+            Some(d) => d,
+            None => env_parse("TRAINING_DAYS")?.unwrap_or(30),
+        };
         Ok(PantherSettings {
             url: std::env::var("PANTHER_API_URL")
                 .ok()
@@ -72,6 +76,19 @@ impl PantherSettings {
                 env_parse("PANTHER_POLL_MILLIS")?.unwrap_or(500),
             ),
         })
+    }
+}
+
+/// The log filter: `RUST_LOG`, else `LOG_LEVEL` (e.g. `info`), else `info`.
+pub fn log_filter() -> tracing_subscriber::EnvFilter {
+    if let Ok(f) = tracing_subscriber::EnvFilter::try_from_default_env() {
+        return f;
+    }
+    match std::env::var("LOG_LEVEL") {
+        Ok(level) if !level.trim().is_empty() => {
+            tracing_subscriber::EnvFilter::try_new(level.trim()).unwrap_or_else(|_| "info".into())
+        }
+        _ => "info".into(),
     }
 }
 

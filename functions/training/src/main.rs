@@ -73,9 +73,7 @@ fn print(outcome: &Outcome) -> anyhow::Result<()> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(training::log_filter())
         .with_writer(std::io::stderr)
         .without_time()
         .init();
@@ -151,7 +149,10 @@ async fn lambda_train(payload: &serde_json::Value) -> anyhow::Result<Outcome> {
     };
     let min_events = match o.min_events {
         Some(n) => n,
-        None => env_parse("MIN_EVENTS")?.unwrap_or(1000),
+        None => match env_parse("MIN_EVENTS")? {
+            Some(n) => n,
+            None => env_parse("MIN_TRAINING_EVENTS")?.unwrap_or(1000),
+        },
     };
     let job = Job {
         source,
