@@ -106,12 +106,16 @@ pub struct ModelStore {
 }
 
 impl ModelStore {
-    /// A store at `s3://bucket/prefix` (the prefix normally ends with `/`).
+    /// A store at `s3://bucket/prefix`; a non-empty prefix gets a trailing `/`.
     pub fn new(client: Client, bucket: impl Into<String>, prefix: impl Into<String>) -> ModelStore {
+        let mut prefix = prefix.into();
+        if !prefix.is_empty() && !prefix.ends_with('/') {
+            prefix.push('/');
+        }
         ModelStore {
             client,
             bucket: bucket.into(),
-            prefix: prefix.into(),
+            prefix,
         }
     }
 
