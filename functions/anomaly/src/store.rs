@@ -254,3 +254,28 @@ impl ModelStore {
         Ok(Some((p, m)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client() -> Client {
+        Client::from_conf(
+            aws_sdk_s3::Config::builder()
+                .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+                .region(aws_sdk_s3::config::Region::new("us-east-1"))
+                .build(),
+        )
+    }
+
+    #[test]
+    fn keys_under_the_prefix() {
+        let s = ModelStore::new(client(), "b", "models");
+        assert_eq!(s.pointer_key(), "models/latest.json");
+        assert_eq!(s.model_key("v1"), "models/v1.json");
+        let s = ModelStore::new(client(), "b", "models/");
+        assert_eq!(s.pointer_key(), "models/latest.json");
+        let s = ModelStore::new(client(), "b", "");
+        assert_eq!(s.model_key("v1"), "v1.json");
+    }
+}
