@@ -93,6 +93,8 @@ pub fn controller_command(args: &[&str]) -> Command {
         .env_remove("AWS_ENDPOINT_URL")
         .env("CONTROLLER_LOG", "controller=info,warn")
         .env("PANTHER_API_TOKEN", PANTHER_TOKEN)
+        // A killed writer's lease expires in seconds, not the default minute.
+        .env("CONTROLLER_LEASE_TTL", "3s")
         .stdin(Stdio::null());
     command
 }
