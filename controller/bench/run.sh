@@ -20,7 +20,12 @@ moto_pid=$!
 trap 'kill $moto_pid 2>/dev/null; rm -rf "$work"' EXIT
 for _ in $(seq 1 100); do curl -fsS -o /dev/null "http://127.0.0.1:$port/moto-api/" 2>/dev/null && break; sleep 0.1; done
 
-sed "s|^endpoint_url = .*|endpoint_url = \"http://127.0.0.1:$port\"|" config/local.toml >"$work/bench.toml"
+# The engine alone: functions take prebuilt image URIs (image builds are
+# measured by controller/bench/images.sh when it exists, and by the image tests).
+sed -e "s|^endpoint_url = .*|endpoint_url = \"http://127.0.0.1:$port\"|" \
+    -e 's|^image = {.*package = "\([a-z]*\)".*|image_uri = "127.0.0.1:5000/anomaly-local/\1:v1"|' \
+    config/local.toml >"$work/bench.toml"
+export PANTHER_API_TOKEN=bench-token
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing CONTROLLER_LOG=warn
 
 # Runs one command, prints "<seconds> <total calls> <mutating calls>".

@@ -119,7 +119,20 @@ impl Clients {
     /// pointed at the deployment's region and, when set, its endpoint override.
     pub async fn connect(deployment: &Deployment) -> Clients {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new(deployment.region.clone()))
+            .region(Region::new(deployment.region.clone()));
+        if let Some(endpoint) = &deployment.endpoint_url {
+            loader = loader.endpoint_url(endpoint);
+        }
+        let sdk_config = loader.load().await;
+        Clients::from_sdk_config(&sdk_config, deployment.endpoint_url.is_some())
+    }
+
+    /// Builds every client from an existing configuration (tests, embedding).
+    /// Every client gets the controller's retry and timeout settings,
+    /// whatever the configuration it is given.
+    pub fn from_sdk_config(sdk_config: &aws_config::SdkConfig, path_style_s3: bool) -> Clients {
+        let sdk_config = &sdk_config
+            .to_builder()
             .retry_config(
                 RetryConfig::standard()
                     .with_max_attempts(MAX_ATTEMPTS)
@@ -130,16 +143,8 @@ impl Clients {
                     .connect_timeout(Duration::from_secs(5))
                     .operation_attempt_timeout(Duration::from_secs(30))
                     .build(),
-            );
-        if let Some(endpoint) = &deployment.endpoint_url {
-            loader = loader.endpoint_url(endpoint);
-        }
-        let sdk_config = loader.load().await;
-        Clients::from_sdk_config(&sdk_config, deployment.endpoint_url.is_some())
-    }
-
-    /// Builds every client from an existing configuration (tests, embedding).
-    pub fn from_sdk_config(sdk_config: &aws_config::SdkConfig, path_style_s3: bool) -> Clients {
+            )
+            .build();
         let calls = CallLog::default();
         let counter = || CallCounter(calls.clone());
         let s3 = aws_sdk_s3::Client::from_conf(
