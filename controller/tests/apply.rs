@@ -494,3 +494,75 @@ async fn the_account_guard_refuses_another_account_before_any_change() {
     let sdk = sdk(&aws).await;
     assert_eq!(inventory(&sdk).await.buckets, 0);
 }
+
+/// The shipped local config as it is (functions built from Dockerfiles),
+/// pointed at `endpoint`, with paths made absolute.
+fn local_config_with_builds(endpoint: &str) -> String {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let text = std::fs::read_to_string(root.join("config/local.toml")).unwrap();
+    text.lines()
+        .map(|line| {
+            if line.starts_with("endpoint_url") {
+                format!("endpoint_url = \"{endpoint}\"")
+            } else {
+                line.replace(
+                    "dockerfile = \"../docker/",
+                    &format!("dockerfile = \"{}/docker/", root.display()),
+                )
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_image_resolution_the_image_is_left_to_apply_and_the_rest_is_managed() {
+    let aws = LocalAws::start().await;
+    local_controller(&aws).await.apply().await.expect("apply");
+    // What the daemon works with: the file as written, images not resolved.
+    let text = local_config_with_builds(aws.endpoint_url());
+    assert!(text.contains("image = {"));
+    let controller = controller_at(aws.endpoint_url(), &text).await;
+    let plan = controller.plan().await.unwrap();
+    assert!(!plan.has_changes(), "{plan}");
+
+    let sdk = sdk(&aws).await;
+    sdk.lambda
+        .update_function_configuration()
+        .function_name("anomaly-local-detection")
+        .memory_size(256)
+        .send()
+        .await
+        .unwrap();
+    let plan = controller.plan().await.unwrap();
+    let change = plan
+        .changes
+        .iter()
+        .find(|change| change.resource.name == "anomaly-local-detection")
+        .unwrap();
+    assert_eq!(change.action, Action::Update);
+    assert_eq!(
+        change
+            .diffs
+            .iter()
+            .map(|diff| diff.field.as_str())
+            .collect::<Vec<_>>(),
+        ["memory_mb"]
+    );
+    controller
+        .apply_plan(plan)
+        .await
+        .expect("repair without touching the image");
+    let function = sdk
+        .lambda
+        .get_function()
+        .function_name("anomaly-local-detection")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(function.configuration().unwrap().memory_size(), Some(1024));
+    assert_eq!(
+        function.code().unwrap().image_uri(),
+        Some("127.0.0.1:5000/anomaly-local/detection:v1")
+    );
+}

@@ -74,6 +74,12 @@ impl Desired {
     /// A built image must be pushed and pinned by digest before a function
     /// points at it (see `crate::image`); a prebuilt `image_uri` is taken as is.
     fn check_image_pinned(&self) -> Result<()> {
+        if self.image_left_to_apply() {
+            return Err(super::Error::Failed(format!(
+                "function {} does not exist; its image is built and pushed by `controller apply`",
+                self.spec.name
+            )));
+        }
         if self.spec.build.is_some() && !self.spec.image_uri.contains("@sha256:") {
             return Err(super::Error::Failed(format!(
                 "the image of function {} is not in the registry yet ({:?}); it is built and pushed by apply",
@@ -87,7 +93,22 @@ impl Desired {
         Architecture::from(self.spec.architecture.as_str())
     }
 
+    /// A built image not resolved against the registry (the daemon does not
+    /// build): the image is left to `apply`, every other field is managed.
+    fn image_left_to_apply(&self) -> bool {
+        self.spec.build.is_some() && self.spec.image_uri.is_empty()
+    }
+
     pub fn fields(&self) -> Fields {
+        let mut fields = self.all_fields();
+        if self.image_left_to_apply() {
+            fields.remove("image_uri");
+            fields.remove("architecture");
+        }
+        fields
+    }
+
+    fn all_fields(&self) -> Fields {
         Fields::from([
             ("image_uri".into(), json!(self.spec.image_uri)),
             (
