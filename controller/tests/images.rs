@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::{controller_command, sdk, stderr, stdout};
-use controller::image::{BuildContext, Engine, Progress, build_binary};
+use controller::image::{
+    BuildContext, Engine, Progress, build_binaries, workspace as workspace_of,
+};
 use controller::spec::Architecture;
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response};
@@ -30,11 +32,9 @@ fn workspace() -> PathBuf {
 }
 
 /// config/local.toml against this test's moto and registry, with the
-/// Dockerfiles at absolute paths (`docker_dir` for detection when set).
-fn config(aws: &LocalAws, registry: &LocalRegistry, detection_docker: Option<&Path>) -> String {
+/// Dockerfiles of detection and training taken from the given directories.
+fn config(aws: &LocalAws, registry: &LocalRegistry, detection: &Path, training: &Path) -> String {
     let text = std::fs::read_to_string(workspace().join("config/local.toml")).unwrap();
-    let docker = workspace().join("docker");
-    let detection = detection_docker.unwrap_or(&docker);
     text.replace(
         "endpoint_url = \"http://127.0.0.1:4566\"",
         &format!("endpoint_url = \"{}\"", aws.endpoint_url()),
@@ -49,9 +49,28 @@ fn config(aws: &LocalAws, registry: &LocalRegistry, detection_docker: Option<&Pa
     )
     .replace(
         "\"../docker/training.Dockerfile\"",
-        &format!("{:?}", docker.join("training.Dockerfile")),
+        &format!("{:?}", training.join("training.Dockerfile")),
     )
 }
+
+/// The shipped config against this test's moto and registry.
+fn shipped_config(aws: &LocalAws, registry: &LocalRegistry) -> String {
+    let docker = workspace().join("docker");
+    config(aws, registry, &docker, &docker)
+}
+
+/// Cargo's target directory: the image binaries are built under it, once,
+/// and every image test (and the fixture workspace) shares that build.
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target"))
+}
+
+/// Held by each image test for its whole run: the tests share one Cargo
+/// build directory (the fixture workspace's binaries land at the same paths
+/// as the real ones) and one Docker daemon on two cores.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 struct Run {
     code: i32,
@@ -68,6 +87,7 @@ fn controller(args: &[&str], config: &str, env: &[(&str, &str)]) -> Run {
     all.push(path.to_str().unwrap());
     all.extend(["--output", "json"]);
     let mut command = controller_command(&all);
+    command.env("CARGO_TARGET_DIR", target_dir());
     for (name, value) in env {
         command.env(name, value);
     }
@@ -141,9 +161,10 @@ async fn assert_pinned_in_registry(registry: &LocalRegistry, uri: &str, reposito
 #[tokio::test(flavor = "multi_thread")]
 async fn apply_builds_pushes_and_pins_by_digest_and_a_second_apply_does_nothing() {
     require_docker();
+    let _serial = SERIAL.lock().await;
     let aws = LocalAws::start().await;
     let registry = LocalRegistry::start().await;
-    let config = config(&aws, &registry, None);
+    let config = shipped_config(&aws, &registry);
 
     let first = controller(&["apply"], &config, &[]);
     assert_eq!(first.code, 0, "{}", first.stderr);
@@ -164,6 +185,19 @@ async fn apply_builds_pushes_and_pins_by_digest_and_a_second_apply_does_nothing(
             .expect("function exists");
         assert_pinned_in_registry(&registry, &uri, &format!("anomaly-local/{key}")).await;
         assert_eq!(images["images"][key], uri.as_str());
+        // A FROM-scratch image: the static binary and the CA bundle.
+        let size: u64 = run(std::process::Command::new("docker").args([
+            "image",
+            "inspect",
+            "--format",
+            "{{.Size}}",
+            &uri,
+        ]))
+        .trim()
+        .parse()
+        .unwrap();
+        eprintln!("{key} image: {:.2} MB", size as f64 / 1e6);
+        assert!(size < 15_000_000, "the {key} image is {size} bytes");
     }
 
     let second = controller(&["apply"], &config, &[]);
@@ -186,18 +220,24 @@ async fn apply_builds_pushes_and_pins_by_digest_and_a_second_apply_does_nothing(
     );
 }
 
-/// A copy of the detection package (and the anomaly crate it uses) in a
-/// workspace of its own, so that a test can change a source file without
-/// touching the real one. Kept in `target/` so its build is reused.
-fn detection_fixture() -> PathBuf {
-    let root = workspace().join("target/image-test-workspace");
+/// A copy of the function packages in a workspace of its own, so that a
+/// test can change a source file without touching the real one. Kept in
+/// `target/` and built into the same Cargo target directory, so that the
+/// dependencies are compiled once; the packages sit under `crates/` (not
+/// `functions/`), which keeps their own artifacts apart from the real ones.
+fn functions_fixture() -> PathBuf {
+    let root = target_dir().join("image-test-workspace");
     let manifest = std::fs::read_to_string(workspace().join("Cargo.toml")).unwrap();
     let start = manifest.find("members = [").unwrap();
     let end = start + manifest[start..].find(']').unwrap() + 1;
     let manifest = format!(
-        "{}members = [\"functions/anomaly\", \"functions/detection\"]{}",
+        "{}members = [\"crates/anomaly\", \"crates/detection\", \"crates/training\"]{}",
         &manifest[..start],
         &manifest[end..]
+    )
+    .replace(
+        "anomaly = { path = \"functions/anomaly\" }",
+        "anomaly = { path = \"crates/anomaly\" }",
     )
     .replace(
         "controller = { path = \"controller\" }",
@@ -213,16 +253,25 @@ fn detection_fixture() -> PathBuf {
             workspace().join("tests")
         ),
     );
+    assert!(manifest.contains("crates/anomaly\" }"), "{manifest}");
     sync(&root.join("Cargo.toml"), manifest.as_bytes());
     sync(
         &root.join("Cargo.lock"),
         &std::fs::read(workspace().join("Cargo.lock")).unwrap(),
     );
-    for package in ["functions/anomaly", "functions/detection"] {
-        copy_tree(&workspace().join(package), &root.join(package));
+    for package in ["anomaly", "detection", "training"] {
+        copy_tree(
+            &workspace().join("functions").join(package),
+            &root.join("crates").join(package),
+        );
+        let dockerfile = format!("docker/{package}.Dockerfile");
+        if package != "anomaly" {
+            sync(
+                &root.join(&dockerfile),
+                &std::fs::read(workspace().join(&dockerfile)).unwrap(),
+            );
+        }
     }
-    let dockerfile = std::fs::read(workspace().join("docker/detection.Dockerfile")).unwrap();
-    sync(&root.join("docker/detection.Dockerfile"), &dockerfile);
     root
 }
 
@@ -261,11 +310,13 @@ impl Drop for Restore {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_changed_detection_source_rebuilds_and_updates_only_detection() {
     require_docker();
-    let fixture = detection_fixture();
+    let _serial = SERIAL.lock().await;
+    let fixture = functions_fixture();
     let aws = LocalAws::start().await;
     let registry = LocalRegistry::start().await;
-    let config = config(&aws, &registry, Some(&fixture.join("docker")));
-    let main = fixture.join("functions/detection/src/main.rs");
+    let docker = fixture.join("docker");
+    let config = config(&aws, &registry, &docker, &docker);
+    let main = fixture.join("crates/detection/src/main.rs");
     let original = std::fs::read(&main).unwrap();
     let _restore = Restore(main.clone(), original.clone());
 
@@ -406,21 +457,25 @@ fn run(command: &mut std::process::Command) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_detection_image_answers_health_through_the_lambda_runtime_api() {
     require_docker();
+    let _serial = SERIAL.lock().await;
     let docker = workspace().join("docker");
     let progress = Progress::lines();
     let engine = Engine::connect().await.expect("the Docker daemon answers");
-    let detection = build_binary(
-        "detection",
-        &docker.join("detection.Dockerfile"),
+    // Both packages in one build, as apply builds them (shared features).
+    let cargo_workspace = workspace_of(&docker, "detection, training").unwrap();
+    let mut binaries = build_binaries(
+        &cargo_workspace,
+        &["detection", "training"],
         Architecture::X86_64,
+        &progress,
     )
     .unwrap();
-    let training = build_binary(
-        "training",
-        &docker.join("training.Dockerfile"),
-        Architecture::X86_64,
-    )
-    .unwrap();
+    let training = binaries.pop().unwrap();
+    let detection = binaries.pop().unwrap();
+    assert_eq!(
+        (detection.name.as_str(), training.name.as_str()),
+        ("detection", "training")
+    );
     let include = [PathBuf::from("/etc/ssl/certs/ca-certificates.crt")];
     let context =
         BuildContext::assemble(&docker.join("detection.Dockerfile"), &detection, &include).unwrap();
@@ -501,9 +556,10 @@ async fn the_detection_image_answers_health_through_the_lambda_runtime_api() {
 #[tokio::test(flavor = "multi_thread")]
 async fn build_and_push_failures_leave_nothing_half_deployed() {
     require_docker();
+    let _serial = SERIAL.lock().await;
     let aws = LocalAws::start().await;
     let registry = LocalRegistry::start().await;
-    let good = config(&aws, &registry, None);
+    let good = shipped_config(&aws, &registry);
     let sdk = sdk(&aws).await;
     let repositories = || async {
         sdk.ecr
@@ -523,7 +579,7 @@ async fn build_and_push_failures_leave_nothing_half_deployed() {
     )
     .unwrap();
     std::fs::write(bad_dir.path().join("ca-certificates.crt"), "").unwrap();
-    let broken = config(&aws, &registry, Some(bad_dir.path()));
+    let broken = config(&aws, &registry, bad_dir.path(), &workspace().join("docker"));
     let run = controller(&["apply"], &broken, &[]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(
@@ -562,7 +618,7 @@ async fn build_and_push_failures_leave_nothing_half_deployed() {
 
     // A registry that refuses the push: the repositories exist, no function does.
     let read_only = LocalRegistry::start_read_only().await;
-    let refused = config(&aws, &read_only, None);
+    let refused = shipped_config(&aws, &read_only);
     let run = controller(&["apply"], &refused, &[]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(

@@ -25,9 +25,9 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::cloud::Clients;
-use crate::spec::Spec;
+use crate::spec::{Architecture, Spec};
 
-pub use binary::{BUILD_PROFILE, build_binary};
+pub use binary::{BUILD_PROFILE, Binary, Workspace, build_binaries, build_binary, workspace};
 pub use context::BuildContext;
 pub use deploy::{DeployError, apply, plan};
 pub use engine::Engine;
@@ -151,9 +151,54 @@ impl Images {
             registry: Some(registry),
             ..Images::default()
         };
+        // One cargo build per workspace and architecture, of all its packages.
+        let mut groups: Vec<(PathBuf, Architecture, Workspace, Vec<&str>)> = Vec::new();
+        for (function, build) in &builds {
+            let dir = binary::dockerfile_dir(&build.dockerfile);
+            let known = groups.iter().position(|(seen, architecture, ..)| {
+                seen == dir && *architecture == function.architecture
+            });
+            let index = match known {
+                Some(index) => index,
+                None => {
+                    let found = workspace(dir, &build.package)?;
+                    let same = groups.iter().position(|(_, architecture, other, _)| {
+                        other.workspace_root == found.workspace_root
+                            && *architecture == function.architecture
+                    });
+                    match same {
+                        Some(index) => index,
+                        None => {
+                            groups.push((
+                                dir.to_path_buf(),
+                                function.architecture,
+                                found,
+                                Vec::new(),
+                            ));
+                            groups.len() - 1
+                        }
+                    }
+                }
+            };
+            if !groups[index].3.contains(&build.package.as_str()) {
+                groups[index].3.push(&build.package);
+            }
+        }
+        let mut binaries: Vec<(Architecture, Binary)> = Vec::new();
+        for (_, architecture, workspace, packages) in &groups {
+            for binary in build_binaries(workspace, packages, *architecture, progress)? {
+                binaries.push((*architecture, binary));
+            }
+        }
         for (function, build) in builds {
-            let binary = build_binary(&build.package, &build.dockerfile, function.architecture)?;
-            let context = BuildContext::assemble(&build.dockerfile, &binary, &build.include)?;
+            let binary = binaries
+                .iter()
+                .find(|(architecture, binary)| {
+                    *architecture == function.architecture && binary.package == build.package
+                })
+                .map(|(_, binary)| binary)
+                .expect("every package was built above");
+            let context = BuildContext::assemble(&build.dockerfile, binary, &build.include)?;
             let registry = images.registry.as_ref().expect("set above");
             let digest = registry
                 .digest(&function.repository.name, context.tag())
