@@ -42,13 +42,13 @@ for _ in $(seq 1 100); do curl -fsS -o /dev/null "http://127.0.0.1:$registry_por
 sed -e "s|^endpoint_url = .*|endpoint_url = \"http://127.0.0.1:$moto_port\"|" \
     -e "s|^endpoint = \"127.0.0.1:5000\"|endpoint = \"127.0.0.1:$registry_port\"|" \
     -e "s|\"\.\./docker/|\"$PWD/docker/|g" config/local.toml >"$work/bench.toml"
-export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing CONTROLLER_LOG=warn
+export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing CONTROLLER_LOG=warn PANTHER_API_TOKEN=bench-token
 
 # Runs one apply, prints "<seconds> <built> <pushed> <mutating calls>".
 measure() {
     local start end
     start=$(date +%s%N)
-    "$bin" apply "$work/bench.toml" --output json >"$work/out.json"
+    "$bin" apply "$work/bench.toml" --output json >"$work/out.json" 2>"$work/err.log" || { cat "$work/err.log" >&2; exit 1; }
     end=$(date +%s%N)
     python3 - "$work/out.json" "$start" "$end" <<'PY'
 import json, sys
