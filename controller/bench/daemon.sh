@@ -34,7 +34,11 @@ cleanup() {
 trap cleanup EXIT
 for _ in $(seq 1 100); do curl -fsS -o /dev/null "http://127.0.0.1:$port/moto-api/" 2>/dev/null && break; sleep 0.1; done
 
-sed "s|^endpoint_url = .*|endpoint_url = \"http://127.0.0.1:$port\"|" config/local.toml >"$work/bench.toml"
+# Prebuilt image URIs: the daemon's own cost, not the image builds'.
+sed -e "s|^endpoint_url = .*|endpoint_url = \"http://127.0.0.1:$port\"|" \
+    -e 's|^image = {.*package = "\([a-z]*\)".*|image_uri = "127.0.0.1:5000/anomaly-local/\1:v1"|' \
+    config/local.toml >"$work/bench.toml"
+export PANTHER_API_TOKEN=bench-token
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing CONTROLLER_LOG=warn
 "$BIN" apply "$work/bench.toml" --output json >/dev/null
 
