@@ -153,6 +153,8 @@ impl Images {
         };
         // One cargo build per workspace and architecture, of all its packages.
         let mut groups: Vec<(PathBuf, Architecture, Workspace, Vec<&str>)> = Vec::new();
+        // The group each function's binary is built in.
+        let mut group_of: Vec<usize> = Vec::new();
         for (function, build) in &builds {
             let dir = binary::dockerfile_dir(&build.dockerfile);
             let known = groups.iter().position(|(seen, architecture, ..)| {
@@ -183,19 +185,18 @@ impl Images {
             if !groups[index].3.contains(&build.package.as_str()) {
                 groups[index].3.push(&build.package);
             }
+            group_of.push(index);
         }
-        let mut binaries: Vec<(Architecture, Binary)> = Vec::new();
-        for (_, architecture, workspace, packages) in &groups {
+        let mut binaries: Vec<(usize, Binary)> = Vec::new();
+        for (index, (_, architecture, workspace, packages)) in groups.iter().enumerate() {
             for binary in build_binaries(workspace, packages, *architecture, progress)? {
-                binaries.push((*architecture, binary));
+                binaries.push((index, binary));
             }
         }
-        for (function, build) in builds {
+        for ((function, build), group) in builds.into_iter().zip(group_of) {
             let binary = binaries
                 .iter()
-                .find(|(architecture, binary)| {
-                    *architecture == function.architecture && binary.package == build.package
-                })
+                .find(|(index, binary)| *index == group && binary.package == build.package)
                 .map(|(_, binary)| binary)
                 .expect("every package was built above");
             let context = BuildContext::assemble(&build.dockerfile, binary, &build.include)?;
