@@ -53,7 +53,7 @@ for _ in $(seq 1 100); do curl -fsS -o /dev/null "http://127.0.0.1:$port/health"
 step "curl http://127.0.0.1:$port/health"
 curl -sS "http://127.0.0.1:$port/health" | python3 -m json.tool
 
-normal=$(gzip -dc functions/samples/events.jsonl.gz | head -n 1)
+normal=$(python3 -c "import gzip; print(gzip.open('functions/samples/events.jsonl.gz', 'rt').readline().strip())")
 step "curl -X POST /detect with a normal event of the organisation"
 echo "$normal"
 curl -sS -X POST "http://127.0.0.1:$port/detect" -H 'Content-Type: application/json' -d "$normal" \
