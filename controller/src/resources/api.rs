@@ -15,7 +15,7 @@ use aws_sdk_apigateway::types::{
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{Context, Observed, Result, aws_error, changed, observed_value, tag_changes};
+use super::{Context, Observed, Result, aws_error, changed, observed_value, sync_tags};
 use crate::field::{FieldDiff, Fields};
 use crate::ownership::{Ownership, comparable_tags, ownership_of};
 use crate::spec::ApiSpec;
@@ -584,29 +584,34 @@ impl Desired {
                 .await
                 .map_err(aws_error("UpdateRestApi"))?;
         }
-        if let Some(observed) = observed_value(diffs, "tags") {
-            let arn = format!(
-                "arn:{}:apigateway:{}::/restapis/{id}",
-                ctx.partition, ctx.region
-            );
-            let (to_set, to_remove) = tag_changes(&self.tags, observed);
-            if !to_set.is_empty() {
+        let arn = format!(
+            "arn:{}:apigateway:{}::/restapis/{id}",
+            ctx.partition, ctx.region
+        );
+        let arn = &arn;
+        sync_tags(
+            &self.tags,
+            diffs,
+            |to_set| async move {
                 api.tag_resource()
-                    .resource_arn(&arn)
+                    .resource_arn(arn)
                     .set_tags(Some(to_set.into_iter().collect()))
                     .send()
                     .await
                     .map_err(aws_error("TagResource"))?;
-            }
-            if !to_remove.is_empty() {
+                Ok(())
+            },
+            |to_remove| async move {
                 api.untag_resource()
-                    .resource_arn(&arn)
+                    .resource_arn(arn)
                     .set_tag_keys(Some(to_remove))
                     .send()
                     .await
                     .map_err(aws_error("UntagResource"))?;
-            }
-        }
+                Ok(())
+            },
+        )
+        .await?;
         if let Some(observed) = observed_value(diffs, "routes") {
             self.converge_routes(ctx, id, observed).await?;
         }

@@ -12,9 +12,7 @@ use aws_sdk_lambda::types::{
 use serde_json::json;
 
 use super::wait::{Poll, retry_transient, until};
-use super::{
-    Context, Observed, Result, aws_error, changed, error_code, observed_value, tag_changes,
-};
+use super::{Context, Observed, Result, aws_error, changed, error_code, sync_tags};
 use crate::field::{FieldDiff, Fields};
 use crate::ownership::{comparable_tags, ownership_of};
 use crate::spec::FunctionSpec;
@@ -305,9 +303,10 @@ impl Desired {
         }
         let lambda = &ctx.clients.lambda;
         let name = &self.spec.name;
-        if let Some(observed) = observed_value(diffs, "tags") {
-            let (to_set, to_remove) = tag_changes(&self.tags, observed);
-            if !to_set.is_empty() {
+        sync_tags(
+            &self.tags,
+            diffs,
+            |to_set| async move {
                 lambda
                     .tag_resource()
                     .resource(self.arn(ctx))
@@ -315,8 +314,9 @@ impl Desired {
                     .send()
                     .await
                     .map_err(aws_error("TagResource"))?;
-            }
-            if !to_remove.is_empty() {
+                Ok(())
+            },
+            |to_remove| async move {
                 lambda
                     .untag_resource()
                     .resource(self.arn(ctx))
@@ -324,8 +324,10 @@ impl Desired {
                     .send()
                     .await
                     .map_err(aws_error("UntagResource"))?;
-            }
-        }
+                Ok(())
+            },
+        )
+        .await?;
         if CONFIGURATION_FIELDS
             .iter()
             .any(|field| changed(diffs, field))

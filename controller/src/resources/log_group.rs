@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::json;
 
-use super::{Context, Observed, Result, aws_error, changed, observed_value, tag_changes};
+use super::{Context, Observed, Result, aws_error, changed, sync_tags};
 use crate::field::{FieldDiff, Fields};
 use crate::ownership::{comparable_tags, ownership_of};
 use crate::spec::LogGroupSpec;
@@ -97,25 +97,29 @@ impl Desired {
 
     pub async fn update(&self, ctx: &Context, diffs: &[FieldDiff]) -> Result<()> {
         let logs = &ctx.clients.logs;
-        if let Some(observed) = observed_value(diffs, "tags") {
-            let (to_set, to_remove) = tag_changes(&self.tags, observed);
-            if !to_set.is_empty() {
+        sync_tags(
+            &self.tags,
+            diffs,
+            |to_set| async move {
                 logs.tag_resource()
                     .resource_arn(self.arn(ctx))
                     .set_tags(Some(Self::sdk_tags(&to_set)))
                     .send()
                     .await
                     .map_err(aws_error("TagResource"))?;
-            }
-            if !to_remove.is_empty() {
+                Ok(())
+            },
+            |to_remove| async move {
                 logs.untag_resource()
                     .resource_arn(self.arn(ctx))
                     .set_tag_keys(Some(to_remove))
                     .send()
                     .await
                     .map_err(aws_error("UntagResource"))?;
-            }
-        }
+                Ok(())
+            },
+        )
+        .await?;
         if changed(diffs, "retention_days") {
             logs.put_retention_policy()
                 .log_group_name(&self.spec.name)

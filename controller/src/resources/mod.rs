@@ -363,3 +363,29 @@ impl From<aws_smithy_types::error::operation::BuildError> for Error {
         Error::Failed(format!("cannot build the request: {error}"))
     }
 }
+
+/// Brings a resource's tags to the desired set with its kind's own calls:
+/// `set` adds or changes tags, `unset` removes keys; nothing is called when
+/// the tags do not differ.
+pub async fn sync_tags<SetFuture, UnsetFuture>(
+    desired: &std::collections::BTreeMap<String, String>,
+    diffs: &[FieldDiff],
+    set: impl FnOnce(std::collections::BTreeMap<String, String>) -> SetFuture,
+    unset: impl FnOnce(Vec<String>) -> UnsetFuture,
+) -> Result<()>
+where
+    SetFuture: std::future::Future<Output = Result<()>>,
+    UnsetFuture: std::future::Future<Output = Result<()>>,
+{
+    let Some(observed) = observed_value(diffs, "tags") else {
+        return Ok(());
+    };
+    let (to_set, to_remove) = tag_changes(desired, observed);
+    if !to_set.is_empty() {
+        set(to_set).await?;
+    }
+    if !to_remove.is_empty() {
+        unset(to_remove).await?;
+    }
+    Ok(())
+}

@@ -6,9 +6,7 @@ use std::collections::BTreeMap;
 use aws_sdk_ecr::types::{ImageScanningConfiguration, ImageTagMutability, Tag};
 use serde_json::json;
 
-use super::{
-    Context, Observed, Result, aws_error, changed, error_code, observed_value, tag_changes,
-};
+use super::{Context, Observed, Result, aws_error, changed, error_code, sync_tags};
 use crate::field::{FieldDiff, Fields, canonical_policy};
 use crate::ownership::{comparable_tags, ownership_of};
 use crate::spec::RepositorySpec;
@@ -160,25 +158,29 @@ impl Desired {
     pub async fn update(&self, ctx: &Context, diffs: &[FieldDiff]) -> Result<()> {
         let ecr = &ctx.clients.ecr;
         let name = &self.spec.name;
-        if let Some(observed) = observed_value(diffs, "tags") {
-            let (to_set, to_remove) = tag_changes(&self.tags, observed);
-            if !to_set.is_empty() {
+        sync_tags(
+            &self.tags,
+            diffs,
+            |to_set| async move {
                 ecr.tag_resource()
                     .resource_arn(self.arn(ctx))
                     .set_tags(Some(Self::sdk_tags(&to_set)?))
                     .send()
                     .await
                     .map_err(aws_error("TagResource"))?;
-            }
-            if !to_remove.is_empty() {
+                Ok(())
+            },
+            |to_remove| async move {
                 ecr.untag_resource()
                     .resource_arn(self.arn(ctx))
                     .set_tag_keys(Some(to_remove))
                     .send()
                     .await
                     .map_err(aws_error("UntagResource"))?;
-            }
-        }
+                Ok(())
+            },
+        )
+        .await?;
         if changed(diffs, "scan_on_push") {
             ecr.put_image_scanning_configuration()
                 .repository_name(name)

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use aws_sdk_iam::types::Tag;
 use serde_json::{Value, json};
 
-use super::{Context, Observed, Result, aws_error, changed, observed_value, tag_changes};
+use super::{Context, Observed, Result, aws_error, changed, observed_value, sync_tags};
 use crate::field::{FieldDiff, Fields, canonical_policy};
 use crate::ownership::{comparable_tags, ownership_of};
 use crate::spec::RoleSpec;
@@ -153,25 +153,29 @@ impl Desired {
     pub async fn update(&self, ctx: &Context, diffs: &[FieldDiff]) -> Result<()> {
         let iam = &ctx.clients.iam;
         let name = &self.spec.name;
-        if let Some(observed) = observed_value(diffs, "tags") {
-            let (to_set, to_remove) = tag_changes(&self.tags, observed);
-            if !to_set.is_empty() {
+        sync_tags(
+            &self.tags,
+            diffs,
+            |to_set| async move {
                 iam.tag_role()
                     .role_name(name)
                     .set_tags(Some(Self::sdk_tags(&to_set)?))
                     .send()
                     .await
                     .map_err(aws_error("TagRole"))?;
-            }
-            if !to_remove.is_empty() {
+                Ok(())
+            },
+            |to_remove| async move {
                 iam.untag_role()
                     .role_name(name)
                     .set_tag_keys(Some(to_remove))
                     .send()
                     .await
                     .map_err(aws_error("UntagRole"))?;
-            }
-        }
+                Ok(())
+            },
+        )
+        .await?;
         if changed(diffs, "trust_policy") {
             iam.update_assume_role_policy()
                 .role_name(name)

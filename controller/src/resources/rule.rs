@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use aws_sdk_eventbridge::types::{RuleState, Tag, Target};
 use serde_json::{Value, json};
 
-use super::{Context, Observed, Result, aws_error, changed, observed_value, tag_changes};
+use super::{Context, Observed, Result, aws_error, changed, observed_value, sync_tags};
 use crate::field::{FieldDiff, Fields};
 use crate::ownership::{comparable_tags, ownership_of};
 use crate::spec::ScheduleSpec;
@@ -196,9 +196,10 @@ impl Desired {
             }
             self.put_target(ctx).await?;
         }
-        if let Some(observed) = observed_value(diffs, "tags") {
-            let (to_set, to_remove) = tag_changes(&self.tags, observed);
-            if !to_set.is_empty() {
+        sync_tags(
+            &self.tags,
+            diffs,
+            |to_set| async move {
                 events
                     .tag_resource()
                     .resource_arn(self.arn(ctx))
@@ -206,8 +207,9 @@ impl Desired {
                     .send()
                     .await
                     .map_err(aws_error("TagResource"))?;
-            }
-            if !to_remove.is_empty() {
+                Ok(())
+            },
+            |to_remove| async move {
                 events
                     .untag_resource()
                     .resource_arn(self.arn(ctx))
@@ -215,8 +217,10 @@ impl Desired {
                     .send()
                     .await
                     .map_err(aws_error("UntagResource"))?;
-            }
-        }
+                Ok(())
+            },
+        )
+        .await?;
         Ok(())
     }
 

@@ -9,7 +9,7 @@ use aws_sdk_secretsmanager::types::Tag;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::{Context, Observed, Result, aws_error, changed, observed_value, tag_changes};
+use super::{Context, Observed, Result, aws_error, changed, sync_tags};
 use crate::field::{FieldDiff, Fields};
 use crate::ownership::{comparable_tags, ownership_of};
 use crate::spec::SecretSpec;
@@ -179,9 +179,10 @@ impl Desired {
                 .await
                 .map_err(aws_error("RestoreSecret"))?;
         }
-        if let Some(observed) = observed_value(diffs, "tags") {
-            let (to_set, to_remove) = tag_changes(&self.tags, observed);
-            if !to_set.is_empty() {
+        sync_tags(
+            &self.tags,
+            diffs,
+            |to_set| async move {
                 secrets
                     .tag_resource()
                     .secret_id(name)
@@ -189,8 +190,9 @@ impl Desired {
                     .send()
                     .await
                     .map_err(aws_error("TagResource"))?;
-            }
-            if !to_remove.is_empty() {
+                Ok(())
+            },
+            |to_remove| async move {
                 secrets
                     .untag_resource()
                     .secret_id(name)
@@ -198,8 +200,10 @@ impl Desired {
                     .send()
                     .await
                     .map_err(aws_error("UntagResource"))?;
-            }
-        }
+                Ok(())
+            },
+        )
+        .await?;
         if changed(diffs, "description") {
             secrets
                 .update_secret()
