@@ -6,12 +6,17 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use std::sync::Arc;
 
 /// Turns a reply into an HTTP response.
-pub fn response(reply: &Reply) -> Response<Body> {
+pub fn response(reply: &Reply, allow_origin: Option<&str>) -> Response<Body> {
     let mut b = Response::builder()
         .status(reply.status)
         .header("content-type", "application/json");
     if let Some(allow) = reply.allow {
         b = b.header("allow", allow);
+    }
+    if let Some(origin) = allow_origin {
+        b = b
+            .header("access-control-allow-origin", origin)
+            .header("vary", "Origin");
     }
     b.body(Body::from(reply.body_bytes()))
         .unwrap_or_else(|_| Response::new(Body::from("{}")))
@@ -39,7 +44,11 @@ pub async fn handle(
         req.body().as_ref(),
     );
     tracing::debug!(status = reply.status, method = %req.method(), %path, "request");
-    Ok(response(&reply))
+    let origin = req.headers().get("origin").and_then(|v| v.to_str().ok());
+    Ok(response(
+        &reply,
+        crate::cors::allow_origin(origin).as_deref(),
+    ))
 }
 
 /// Runs the Lambda runtime loop.

@@ -1,6 +1,7 @@
 //! The detection function: scores events with the latest anomaly model, behind API
 //! Gateway (Lambda) or on a local port (`serve`), with one routing function for both.
 
+pub mod cors;
 pub mod lambda;
 pub mod routes;
 pub mod serve;

@@ -11,7 +11,7 @@ use axum::response::Response;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
-fn response(reply: &Reply) -> Response {
+fn response(reply: &Reply, allow_origin: Option<&str>) -> Response {
     let mut r = Response::new(Body::from(reply.body_bytes()));
     *r.status_mut() =
         StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -20,6 +20,12 @@ fn response(reply: &Reply) -> Response {
     if let Some(allow) = reply.allow {
         r.headers_mut()
             .insert("allow", HeaderValue::from_static(allow));
+    }
+    if let Some(origin) = allow_origin.and_then(|origin| HeaderValue::from_str(origin).ok()) {
+        r.headers_mut()
+            .insert("access-control-allow-origin", origin);
+        r.headers_mut()
+            .insert("vary", HeaderValue::from_static("Origin"));
     }
     r
 }
@@ -31,11 +37,14 @@ async fn handle(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let bytes = match axum::body::to_bytes(body, limit).await {
         Ok(b) => b,
         Err(_) => {
-            return response(&Reply::error(
-                413,
-                "body_too_large",
-                format!("the body is larger than the limit of {limit} bytes"),
-            ));
+            return response(
+                &Reply::error(
+                    413,
+                    "body_too_large",
+                    format!("the body is larger than the limit of {limit} bytes"),
+                ),
+                None,
+            );
         }
     };
     let content_type = parts
@@ -52,7 +61,8 @@ async fn handle(State(state): State<Arc<AppState>>, req: Request) -> Response {
         &bytes,
     );
     tracing::debug!(status = reply.status, method = %parts.method, %path, "request");
-    response(&reply)
+    let origin = parts.headers.get("origin").and_then(|v| v.to_str().ok());
+    response(&reply, crate::cors::allow_origin(origin).as_deref())
 }
 
 /// The HTTP router: every request goes to the shared routing function.
