@@ -12,7 +12,7 @@ use aws_sdk_lambda::types::{
 use serde_json::json;
 
 use super::wait::{Poll, retry_transient, until};
-use super::{Context, Observed, Result, aws_error, changed, error_code, sync_tags};
+use super::{Context, Observed, Result, aws_error, changed, done_or, error_code, sync_tags};
 use crate::field::{FieldDiff, Fields};
 use crate::ownership::{comparable_tags, ownership_of};
 use crate::spec::FunctionSpec;
@@ -431,23 +431,15 @@ impl Desired {
     }
 
     pub async fn delete(&self, ctx: &Context) -> Result<()> {
-        match ctx
-            .clients
-            .lambda
-            .delete_function()
-            .function_name(&self.spec.name)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
-            {
-                Ok(())
-            }
-            Err(error) => Err(aws_error("DeleteFunction")(error)),
-        }
+        done_or(
+            ctx.clients
+                .lambda
+                .delete_function()
+                .function_name(&self.spec.name)
+                .send()
+                .await,
+            "DeleteFunction",
+            |e| e.is_resource_not_found_exception(),
+        )
     }
 }

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::json;
 
-use super::{Context, Observed, Result, aws_error, changed, sync_tags};
+use super::{Context, Observed, Result, aws_error, changed, done_or, sync_tags};
 use crate::field::{FieldDiff, Fields};
 use crate::ownership::{comparable_tags, ownership_of};
 use crate::spec::LogGroupSpec;
@@ -82,17 +82,9 @@ impl Desired {
             .set_tags(Some(Self::sdk_tags(&self.tags)))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_resource_already_exists_exception()) =>
-            {
-                Ok(())
-            }
-            Err(error) => Err(aws_error("CreateLogGroup")(error)),
-        }
+        done_or(result, "CreateLogGroup", |e| {
+            e.is_resource_already_exists_exception()
+        })
     }
 
     pub async fn update(&self, ctx: &Context, diffs: &[FieldDiff]) -> Result<()> {
@@ -132,23 +124,15 @@ impl Desired {
     }
 
     pub async fn delete(&self, ctx: &Context) -> Result<()> {
-        match ctx
-            .clients
-            .logs
-            .delete_log_group()
-            .log_group_name(&self.spec.name)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
-            {
-                Ok(())
-            }
-            Err(error) => Err(aws_error("DeleteLogGroup")(error)),
-        }
+        done_or(
+            ctx.clients
+                .logs
+                .delete_log_group()
+                .log_group_name(&self.spec.name)
+                .send()
+                .await,
+            "DeleteLogGroup",
+            |e| e.is_resource_not_found_exception(),
+        )
     }
 }

@@ -389,3 +389,22 @@ where
     }
     Ok(())
 }
+
+/// The result of an idempotent call: success, or the service error that
+/// means the work is already done ("already exists" after a retried create
+/// whose answer was lost, "not found" on delete), is `Ok`; any other error
+/// names the operation.
+pub fn done_or<T, E>(
+    result: std::result::Result<T, SdkError<E, HttpResponse>>,
+    operation: &'static str,
+    already_done: impl FnOnce(&E) -> bool,
+) -> Result<()>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(()),
+        Err(error) if error.as_service_error().is_some_and(already_done) => Ok(()),
+        Err(error) => Err(aws_error(operation)(error)),
+    }
+}

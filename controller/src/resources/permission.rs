@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Context, Observed, Result, aws_error};
+use super::{Context, Observed, Result, aws_error, done_or};
 use crate::field::{FieldDiff, Fields};
 use crate::ownership::Ownership;
 
@@ -94,18 +94,10 @@ impl Desired {
             .source_arn(&self.source_arn)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            // A retried create whose first answer was lost: the statement exists.
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_resource_conflict_exception()) =>
-            {
-                Ok(())
-            }
-            Err(error) => Err(aws_error("AddPermission")(error)),
-        }
+        // A retried create whose first answer was lost: the statement exists.
+        done_or(result, "AddPermission", |e| {
+            e.is_resource_conflict_exception()
+        })
     }
 
     /// Nothing changes in place; replacement goes through delete and create.
@@ -115,24 +107,16 @@ impl Desired {
     }
 
     pub async fn delete(&self, ctx: &Context) -> Result<()> {
-        match ctx
-            .clients
-            .lambda
-            .remove_permission()
-            .function_name(&self.function)
-            .statement_id(&self.statement_id)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
-            {
-                Ok(())
-            }
-            Err(error) => Err(aws_error("RemovePermission")(error)),
-        }
+        done_or(
+            ctx.clients
+                .lambda
+                .remove_permission()
+                .function_name(&self.function)
+                .statement_id(&self.statement_id)
+                .send()
+                .await,
+            "RemovePermission",
+            |e| e.is_resource_not_found_exception(),
+        )
     }
 }

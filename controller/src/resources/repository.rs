@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use aws_sdk_ecr::types::{ImageScanningConfiguration, ImageTagMutability, Tag};
 use serde_json::json;
 
-use super::{Context, Observed, Result, aws_error, changed, error_code, sync_tags};
+use super::{Context, Observed, Result, aws_error, changed, done_or, error_code, sync_tags};
 use crate::field::{FieldDiff, Fields, canonical_policy};
 use crate::ownership::{comparable_tags, ownership_of};
 use crate::spec::RepositorySpec;
@@ -142,17 +142,9 @@ impl Desired {
             .set_tags(Some(Self::sdk_tags(&self.tags)?))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_repository_already_exists_exception()) =>
-            {
-                Ok(())
-            }
-            Err(error) => Err(aws_error("CreateRepository")(error)),
-        }
+        done_or(result, "CreateRepository", |e| {
+            e.is_repository_already_exists_exception()
+        })
     }
 
     pub async fn update(&self, ctx: &Context, diffs: &[FieldDiff]) -> Result<()> {
@@ -214,24 +206,16 @@ impl Desired {
 
     /// Deletes the repository and the images in it.
     pub async fn delete(&self, ctx: &Context) -> Result<()> {
-        match ctx
-            .clients
-            .ecr
-            .delete_repository()
-            .repository_name(&self.spec.name)
-            .force(true)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_repository_not_found_exception()) =>
-            {
-                Ok(())
-            }
-            Err(error) => Err(aws_error("DeleteRepository")(error)),
-        }
+        done_or(
+            ctx.clients
+                .ecr
+                .delete_repository()
+                .repository_name(&self.spec.name)
+                .force(true)
+                .send()
+                .await,
+            "DeleteRepository",
+            |e| e.is_repository_not_found_exception(),
+        )
     }
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use aws_sdk_iam::types::Tag;
 use serde_json::{Value, json};
 
-use super::{Context, Observed, Result, aws_error, changed, observed_value, sync_tags};
+use super::{Context, Observed, Result, aws_error, changed, done_or, observed_value, sync_tags};
 use crate::field::{FieldDiff, Fields, canonical_policy};
 use crate::ownership::{comparable_tags, ownership_of};
 use crate::spec::RoleSpec;
@@ -137,17 +137,9 @@ impl Desired {
             .set_tags(Some(Self::sdk_tags(&self.tags)?))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_entity_already_exists_exception()) =>
-            {
-                Ok(())
-            }
-            Err(error) => Err(aws_error("CreateRole")(error)),
-        }
+        done_or(result, "CreateRole", |e| {
+            e.is_entity_already_exists_exception()
+        })
     }
 
     pub async fn update(&self, ctx: &Context, diffs: &[FieldDiff]) -> Result<()> {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use aws_sdk_eventbridge::types::{RuleState, Tag, Target};
 use serde_json::{Value, json};
 
-use super::{Context, Observed, Result, aws_error, changed, observed_value, sync_tags};
+use super::{Context, Observed, Result, aws_error, changed, done_or, observed_value, sync_tags};
 use crate::field::{FieldDiff, Fields};
 use crate::ownership::{comparable_tags, ownership_of};
 use crate::spec::ScheduleSpec;
@@ -256,17 +256,11 @@ impl Desired {
                 .await
                 .map_err(aws_error("RemoveTargets"))?;
         }
-        match events.delete_rule().name(&self.spec.name).send().await {
-            Ok(_) => Ok(()),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
-            {
-                Ok(())
-            }
-            Err(error) => Err(aws_error("DeleteRule")(error)),
-        }
+        done_or(
+            events.delete_rule().name(&self.spec.name).send().await,
+            "DeleteRule",
+            |e| e.is_resource_not_found_exception(),
+        )
     }
 }
 

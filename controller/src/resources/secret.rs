@@ -9,7 +9,7 @@ use aws_sdk_secretsmanager::types::Tag;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::{Context, Observed, Result, aws_error, changed, sync_tags};
+use super::{Context, Observed, Result, aws_error, changed, done_or, sync_tags};
 use crate::field::{FieldDiff, Fields};
 use crate::ownership::{comparable_tags, ownership_of};
 use crate::spec::SecretSpec;
@@ -155,17 +155,7 @@ impl Desired {
             .set_tags(Some(Self::sdk_tags(&self.tags)))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_resource_exists_exception()) =>
-            {
-                Ok(())
-            }
-            Err(error) => Err(aws_error("CreateSecret")(error)),
-        }
+        done_or(result, "CreateSecret", |e| e.is_resource_exists_exception())
     }
 
     pub async fn update(&self, ctx: &Context, diffs: &[FieldDiff]) -> Result<()> {
@@ -230,25 +220,17 @@ impl Desired {
     /// Schedules the deletion with AWS's 7-day recovery window; an apply
     /// within that window restores the secret.
     pub async fn delete(&self, ctx: &Context) -> Result<()> {
-        match ctx
-            .clients
-            .secrets
-            .delete_secret()
-            .secret_id(&self.spec.name)
-            .recovery_window_in_days(7)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
-            {
-                Ok(())
-            }
-            Err(error) => Err(aws_error("DeleteSecret")(error)),
-        }
+        done_or(
+            ctx.clients
+                .secrets
+                .delete_secret()
+                .secret_id(&self.spec.name)
+                .recovery_window_in_days(7)
+                .send()
+                .await,
+            "DeleteSecret",
+            |e| e.is_resource_not_found_exception(),
+        )
     }
 
     /// The ARN of the secret, if it exists.
