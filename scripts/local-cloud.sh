@@ -3,7 +3,9 @@
 # Docker engine that builds the function images, and a registry standing in
 # for ECR's registry endpoint.
 #
-#   scripts/local-cloud.sh install   install what is missing (moto server, docker.io, docker-registry)
+#   scripts/local-cloud.sh install   install what is missing (moto server, docker.io, docker-registry,
+#                                    and the contract checkers: parliament, AWS's Lambda Runtime
+#                                    Interface Emulator)
 #   scripts/local-cloud.sh start     start dockerd (unless one answers), the registry on
 #                                    127.0.0.1:${REGISTRY_PORT:-5000} and moto on 127.0.0.1:${MOTO_PORT:-4566}
 #   scripts/local-cloud.sh engine    start dockerd only, unless one answers (the image tests need it)
@@ -19,6 +21,11 @@ here="$(cd "$(dirname "$0")/.." && pwd)"
 state="$here/.local-cloud"
 moto_port="${MOTO_PORT:-4566}"
 moto_version="5.2.1"
+parliament_version="1.6.4"
+# The AWS Lambda Runtime Interface Emulator ships inside this PyPI package;
+# only the binary is taken (the `sam` command itself is never run).
+sam_cli_version="1.170.0"
+rie_path="/usr/local/bin/aws-lambda-rie"
 registry_port="${REGISTRY_PORT:-5000}"
 
 log() { printf '==> %s\n' "$*" >&2; }
@@ -33,6 +40,25 @@ install() {
         python3 -m pip install --quiet "moto[server]==$moto_version"
     fi
     command -v moto_server >/dev/null || { log "moto_server is not on PATH after install"; exit 1; }
+    if ! command -v parliament >/dev/null; then
+        log "installing parliament==$parliament_version (IAM policy linter)"
+        python3 -m pip install --quiet "parliament==$parliament_version"
+    fi
+    if [ ! -x "$rie_path" ]; then
+        log "installing the Lambda Runtime Interface Emulator from aws-sam-cli==$sam_cli_version"
+        local wheel_dir; wheel_dir="$(mktemp -d)"
+        python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$wheel_dir" "aws-sam-cli==$sam_cli_version"
+        python3 - "$wheel_dir" "$rie_path" <<'PY'
+import glob, os, sys, zipfile
+wheel = glob.glob(os.path.join(sys.argv[1], "aws_sam_cli-*.whl"))[0]
+with zipfile.ZipFile(wheel) as archive:
+    data = archive.read("samcli/local/rapid/aws-lambda-rie-x86_64")
+with open(sys.argv[2], "wb") as out:
+    out.write(data)
+os.chmod(sys.argv[2], 0o755)
+PY
+        rm -rf "$wheel_dir"
+    fi
     if ! command -v dockerd >/dev/null || ! command -v docker-registry >/dev/null; then
         log "installing docker.io and docker-registry"
         apt-get update -qq && apt-get install -y -qq docker.io docker-registry >/dev/null
