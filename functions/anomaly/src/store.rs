@@ -5,6 +5,13 @@
 //! replaced. S3 `PutObject` is atomic per object, so a reader that follows the pointer
 //! always finds a complete model, and a failed or refused training run leaves the
 //! serving model in place.
+//!
+//! Reading a key that does not exist is "absent" only when S3 says so
+//! (`NoSuchKey`, 404). S3 answers **403 AccessDenied, not 404**, for a missing
+//! key when the caller may not `s3:ListBucket` the bucket (a ListBucket grant
+//! conditioned on `s3:prefix` does not count: a GetObject request carries no
+//! prefix), so a 403 is never taken for "no model yet": it is
+//! [`StoreError::AccessDenied`], whose message names both permissions.
 
 use crate::model::{Model, ModelError};
 use aws_sdk_s3::Client;
@@ -27,6 +34,23 @@ pub enum StoreError {
         bucket: String,
         /// Key.
         key: String,
+        /// The SDK's error, with its cause chain.
+        message: String,
+    },
+    /// S3 refused the call (403): a permission is missing. For a read, S3 gives
+    /// this answer for a missing key too when `s3:ListBucket` is not granted.
+    #[error(
+        "S3 {operation} s3://{bucket}/{key} was refused with 403 AccessDenied: {needs} ({message})"
+    )]
+    AccessDenied {
+        /// The operation.
+        operation: &'static str,
+        /// Bucket.
+        bucket: String,
+        /// Key.
+        key: String,
+        /// The permissions the call needs, as a sentence.
+        needs: &'static str,
         /// The SDK's error, with its cause chain.
         message: String,
     },
@@ -97,6 +121,52 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     s
 }
 
+/// What a refused read needs, as the log and the error say it.
+pub const READ_PERMISSIONS: &str = "the function's role needs s3:GetObject on the key and an \
+     unconditional s3:ListBucket on the bucket (without s3:ListBucket, S3 answers 403 instead of \
+     404 for a key that does not exist)";
+
+/// How a failed S3 read is to be understood.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadFailure {
+    /// The key does not exist (`NoSuchKey`, or a bodiless 404): "absent".
+    NoSuchKey,
+    /// 403 / `AccessDenied`: a missing permission, never "absent".
+    AccessDenied,
+    /// Anything else (`NoSuchBucket`, throttling, 5xx, the network...).
+    Other,
+}
+
+/// Classifies a failed `GetObject` / `HeadObject` by its HTTP status and its
+/// S3 error code (absent for bodiless answers such as HEAD's).
+///
+/// Only `NoSuchKey` (or a 404 without a code) means the key is absent; a
+/// `NoSuchBucket` 404 is a deployment error, and a 403 is a permission
+/// problem even when the key is in fact missing.
+pub fn classify_read_failure(status: Option<u16>, code: Option<&str>) -> ReadFailure {
+    match (status, code) {
+        (_, Some("NoSuchKey")) => ReadFailure::NoSuchKey,
+        (_, Some("AccessDenied")) | (Some(403), _) => ReadFailure::AccessDenied,
+        (Some(404), None) => ReadFailure::NoSuchKey,
+        _ => ReadFailure::Other,
+    }
+}
+
+/// [`classify_read_failure`] for an SDK error.
+pub fn classify_sdk_error<E>(
+    error: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> ReadFailure
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata,
+{
+    match error {
+        aws_sdk_s3::error::SdkError::ServiceError(service) => {
+            classify_read_failure(Some(service.raw().status().as_u16()), service.err().code())
+        }
+        _ => ReadFailure::Other,
+    }
+}
+
 /// Models in one bucket under one prefix.
 #[derive(Debug, Clone)]
 pub struct ModelStore {
@@ -148,6 +218,26 @@ impl ModelStore {
         }
     }
 
+    fn put_err(
+        &self,
+        key: &str,
+        e: &aws_sdk_s3::error::SdkError<
+            aws_sdk_s3::operation::put_object::PutObjectError,
+            aws_sdk_s3::config::http::HttpResponse,
+        >,
+    ) -> StoreError {
+        match classify_sdk_error(e) {
+            ReadFailure::AccessDenied => StoreError::AccessDenied {
+                operation: "PutObject",
+                bucket: self.bucket.clone(),
+                key: key.to_string(),
+                needs: "the function's role needs s3:PutObject on the model prefix",
+                message: error_chain(e),
+            },
+            _ => self.s3_err("PutObject", key, e),
+        }
+    }
+
     /// Writes the model under its versioned key, then moves the pointer to it.
     pub async fn publish(&self, model: &Model) -> Result<Pointer, StoreError> {
         let key = self.model_key(&model.version);
@@ -159,7 +249,7 @@ impl ModelStore {
             .body(ByteStream::from(model.to_json()))
             .send()
             .await
-            .map_err(|e| self.s3_err("PutObject", &key, &e))?;
+            .map_err(|e| self.put_err(&key, &e))?;
         let pointer = Pointer {
             version: model.version.clone(),
             key,
@@ -178,7 +268,7 @@ impl ModelStore {
             ))
             .send()
             .await
-            .map_err(|e| self.s3_err("PutObject", &pkey, &e))?;
+            .map_err(|e| self.put_err(&pkey, &e))?;
         tracing::info!(version = %pointer.version, key = %pointer.key, "model published");
         Ok(pointer)
     }
@@ -200,16 +290,21 @@ impl ModelStore {
                     .map_err(|e| self.s3_err("GetObject", key, &e))?;
                 Ok(Some(body.into_bytes().to_vec()))
             }
-            Err(e) => {
-                if e.as_service_error()
-                    .map(|s| s.is_no_such_key())
-                    .unwrap_or(false)
-                {
-                    Ok(None)
-                } else {
-                    Err(self.s3_err("GetObject", key, &e))
+            Err(e) => match classify_sdk_error(&e) {
+                ReadFailure::NoSuchKey => Ok(None),
+                ReadFailure::AccessDenied => {
+                    let error = StoreError::AccessDenied {
+                        operation: "GetObject",
+                        bucket: self.bucket.clone(),
+                        key: key.to_string(),
+                        needs: READ_PERMISSIONS,
+                        message: error_chain(&e),
+                    };
+                    tracing::error!(%error, "the model store refused a read");
+                    Err(error)
                 }
-            }
+                ReadFailure::Other => Err(self.s3_err("GetObject", key, &e)),
+            },
         }
     }
 
@@ -266,6 +361,54 @@ mod tests {
                 .region(aws_sdk_s3::config::Region::new("us-east-1"))
                 .build(),
         )
+    }
+
+    #[test]
+    fn only_no_such_key_is_absent_and_403_is_a_permission_problem() {
+        // GetObject of a missing key, with s3:ListBucket: 404 NoSuchKey.
+        assert_eq!(
+            classify_read_failure(Some(404), Some("NoSuchKey")),
+            ReadFailure::NoSuchKey
+        );
+        // HeadObject answers have no body, hence no code.
+        assert_eq!(
+            classify_read_failure(Some(404), None),
+            ReadFailure::NoSuchKey
+        );
+        // A missing key without s3:ListBucket, or a missing s3:GetObject.
+        assert_eq!(
+            classify_read_failure(Some(403), Some("AccessDenied")),
+            ReadFailure::AccessDenied
+        );
+        assert_eq!(
+            classify_read_failure(Some(403), None),
+            ReadFailure::AccessDenied
+        );
+        // A missing bucket is a deployment error, not "no model yet".
+        assert_eq!(
+            classify_read_failure(Some(404), Some("NoSuchBucket")),
+            ReadFailure::Other
+        );
+        assert_eq!(
+            classify_read_failure(Some(503), Some("SlowDown")),
+            ReadFailure::Other
+        );
+        assert_eq!(classify_read_failure(None, None), ReadFailure::Other);
+    }
+
+    #[test]
+    fn the_access_denied_message_names_both_permissions() {
+        let e = StoreError::AccessDenied {
+            operation: "GetObject",
+            bucket: "b".into(),
+            key: "models/latest.json".into(),
+            needs: READ_PERMISSIONS,
+            message: "AccessDenied".into(),
+        };
+        let text = e.to_string();
+        assert!(text.contains("s3:GetObject"), "{text}");
+        assert!(text.contains("s3:ListBucket"), "{text}");
+        assert!(text.contains("403"), "{text}");
     }
 
     #[test]
