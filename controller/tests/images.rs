@@ -481,7 +481,13 @@ async fn the_detection_image_answers_health_through_the_lambda_runtime_api() {
         BuildContext::assemble(&docker.join("detection.Dockerfile"), &detection, &include).unwrap();
     let image = format!("image-test/detection:{}", context.tag());
     engine
-        .build("detection", &context, &image, &progress)
+        .build(
+            "detection",
+            &context,
+            &image,
+            Architecture::X86_64,
+            &progress,
+        )
         .await
         .unwrap();
 

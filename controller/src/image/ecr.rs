@@ -1,5 +1,9 @@
 //! Push and pull credentials from ECR's authorization token: a base64
-//! `user:password` pair valid for the account's registry.
+//! `user:password` pair valid for the registry named by the answer's
+//! `proxyEndpoint`, and for no other host ("The registry URL to use for
+//! this authorization token in a docker login command": ECR API reference,
+//! `AuthorizationData`). [`super::Registry::new`] refuses these credentials
+//! for any other host.
 
 use base64::Engine as _;
 
@@ -11,7 +15,8 @@ use crate::resources::aws_error;
 pub struct Credentials {
     pub username: String,
     pub password: String,
-    /// The account's registry host (`123456789012.dkr.ecr.us-east-1.amazonaws.com`).
+    /// The registry host the token is for, from `proxyEndpoint`
+    /// (`123456789012.dkr.ecr.us-east-1.amazonaws.com`).
     pub endpoint: String,
 }
 
@@ -36,7 +41,9 @@ impl Credentials {
     }
 }
 
-/// Calls `GetAuthorizationToken` and decodes its token.
+/// Calls `GetAuthorizationToken` and decodes its token, for the caller's
+/// own registry (the `registryIds` parameter is deprecated: it does not
+/// change what the token is for).
 pub async fn credentials(ecr: &aws_sdk_ecr::Client) -> Result<Credentials, ImageError> {
     let output = ecr
         .get_authorization_token()
@@ -67,6 +74,11 @@ pub async fn credentials(ecr: &aws_sdk_ecr::Client) -> Result<Credentials, Image
         .trim_start_matches("http://")
         .trim_end_matches('/')
         .to_string();
+    if endpoint.is_empty() {
+        return Err(ImageError::Credentials(
+            "the answer names no proxyEndpoint: the token's registry is unknown".into(),
+        ));
+    }
     Ok(Credentials {
         username: username.to_string(),
         password: password.to_string(),

@@ -16,6 +16,7 @@ mod context;
 mod deploy;
 mod ecr;
 mod engine;
+mod location;
 mod progress;
 mod registry;
 
@@ -30,9 +31,10 @@ use crate::spec::{Architecture, Spec};
 pub use binary::{BUILD_PROFILE, Binary, Workspace, build_binaries, build_binary, workspace};
 pub use context::BuildContext;
 pub use deploy::{DeployError, apply, plan};
-pub use engine::Engine;
+pub use engine::{Engine, Transport, transport};
+pub use location::{EcrHost, Target, ecr_host, is_real_aws, target};
 pub use progress::Progress;
-pub use registry::Registry;
+pub use registry::{CheckedImage, Registry, oci_architecture};
 
 /// What the image URI of a function reads as in a plan while its image is
 /// still to be built: the digest is known only once it is pushed.
@@ -68,6 +70,21 @@ pub enum ImageError {
     Registry { registry: String, message: String },
     #[error("cannot get registry credentials from ECR: {0}")]
     Credentials(String),
+    #[error("{field} = {value:?}: {reason}; {fix}")]
+    NotPullable {
+        /// The desired-state field, dotted (`registry.endpoint`).
+        field: String,
+        value: String,
+        reason: String,
+        /// What to do about it.
+        fix: String,
+    },
+    #[error("{image} cannot run on Lambda: {reason}")]
+    NotForLambda { image: String, reason: String },
+    #[error(
+        "DOCKER_HOST={host}: {reason}; use the local socket (unix://), or set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH to a directory with ca.pem, cert.pem and key.pem"
+    )]
+    InsecureDaemon { host: String, reason: String },
 }
 
 /// What happened to the images of one command, for people and for JSON.
@@ -103,6 +120,7 @@ impl ImageReport {
 struct Entry {
     key: String,
     repository: String,
+    architecture: Architecture,
     context: BuildContext,
     /// `sha256:...` once the image is in the registry.
     digest: Option<String>,
@@ -133,20 +151,28 @@ impl Images {
         clients: &Clients,
         progress: &Progress,
     ) -> Result<Images, ImageError> {
+        // Refuses a registry Lambda cannot pull from before anything else.
+        let target = location::target(spec)?;
         let builds: Vec<_> = spec
             .functions
             .iter()
             .filter_map(|function| function.build.as_ref().map(|build| (function, build)))
             .collect();
-        let Some((_, first)) = builds.first() else {
+        if builds.is_empty() {
             return Ok(Images::default());
+        }
+        let registry = match &target {
+            Target::AccountEcr => {
+                let credentials = ecr::credentials(&clients.ecr).await?;
+                Registry::new(&credentials.endpoint.clone(), Some(credentials))?
+            }
+            // ECR's token goes to the host its proxyEndpoint names, or nowhere.
+            Target::Ecr { endpoint, .. } => {
+                Registry::new(endpoint, Some(ecr::credentials(&clients.ecr).await?))?
+            }
+            // No token for a registry that is not ECR's.
+            Target::Local { endpoint } => Registry::new(endpoint, None)?,
         };
-        let credentials = ecr::credentials(&clients.ecr).await?;
-        let endpoint = first
-            .registry
-            .clone()
-            .unwrap_or_else(|| credentials.endpoint.clone());
-        let registry = Registry::new(&endpoint, Some(credentials))?;
         let mut images = Images {
             registry: Some(registry),
             ..Images::default()
@@ -201,9 +227,23 @@ impl Images {
                 .expect("every package was built above");
             let context = BuildContext::assemble(&build.dockerfile, binary, &build.include)?;
             let registry = images.registry.as_ref().expect("set above");
-            let digest = registry
+            let found = registry
                 .digest(&function.repository.name, context.tag())
                 .await?;
+            // An image already there is pinned only if Lambda can run it.
+            let digest = match found {
+                Some(_) => Some(
+                    registry
+                        .check(
+                            &function.repository.name,
+                            context.tag(),
+                            function.architecture,
+                        )
+                        .await?
+                        .digest,
+                ),
+                None => None,
+            };
             let image = registry.tagged(&function.repository.name, context.tag());
             match &digest {
                 Some(digest) => {
@@ -225,6 +265,7 @@ impl Images {
             images.entries.push(Entry {
                 key: function.key.clone(),
                 repository: function.repository.name.clone(),
+                architecture: function.architecture,
                 context,
                 digest,
             });
@@ -266,7 +307,13 @@ impl Images {
         for entry in self.entries.iter().filter(|entry| entry.digest.is_none()) {
             let image = registry.tagged(&entry.repository, entry.tag());
             engine
-                .build(&entry.key, &entry.context, &image, progress)
+                .build(
+                    &entry.key,
+                    &entry.context,
+                    &image,
+                    entry.architecture,
+                    progress,
+                )
                 .await?;
             self.report.built.push(entry.key.clone());
         }
@@ -293,16 +340,12 @@ impl Images {
                     progress,
                 )
                 .await?;
+            // Read back with single-manifest types only, and checked: the
+            // digest a function is pinned to is an image Lambda can run.
             let digest = registry
-                .digest(&entry.repository, entry.context.tag())
+                .check(&entry.repository, entry.context.tag(), entry.architecture)
                 .await?
-                .ok_or_else(|| ImageError::Registry {
-                    registry: registry.host().to_string(),
-                    message: format!(
-                        "{repository}:{} was pushed but the registry does not show it",
-                        entry.context.tag()
-                    ),
-                })?;
+                .digest;
             progress.note(&entry.key, &format!("pushed {repository}@{digest}"));
             self.report.pushed.push(entry.key.clone());
             entry.digest = Some(digest);
