@@ -49,7 +49,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::net::TcpListener;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinSet;
+
+use crate::strict::{StrictAws, StrictRequest, StrictSettings};
 
 /// The probability of each kind of fault per request, and the RNG seed.
 ///
@@ -132,6 +134,8 @@ pub struct RequestMatch {
     /// the last `.` (awsJson), or to the `Action` parameter of the form body or
     /// the query string (AWS query protocol).
     pub target: Option<String>,
+    /// A header the request must carry (any value), e.g. `If-None-Match`.
+    pub header: Option<String>,
 }
 
 impl RequestMatch {
@@ -152,6 +156,12 @@ impl RequestMatch {
             target: Some(action.to_string()),
             ..RequestMatch::default()
         }
+    }
+
+    /// The same match, further restricted to requests carrying `header`.
+    pub fn with_header(mut self, header: &str) -> RequestMatch {
+        self.header = Some(header.to_string());
+        self
     }
 
     /// The same match, further restricted to paths ending with `suffix`.
@@ -175,6 +185,11 @@ impl RequestMatch {
         }
         if let Some(suffix) = &self.path_suffix
             && !request.paths().any(|path| path.ends_with(suffix.as_str()))
+        {
+            return false;
+        }
+        if let Some(header) = &self.header
+            && !request.headers.contains_key(header.as_str())
         {
             return false;
         }
@@ -314,19 +329,40 @@ impl ScriptedResponse {
 
 /// A running fault-injecting proxy on a loopback port.
 ///
-/// Dropping it stops the accept loop and closes all client connections.
+/// The proxy runs on a thread and runtime of its own, so a test may block
+/// its own thread (waiting for the controller binary, say) while the code
+/// under test talks through the proxy. Dropping it stops that runtime, which
+/// closes every client connection.
 pub struct FaultProxy {
     addr: SocketAddr,
     shared: Arc<Shared>,
-    accept_loop: JoinHandle<()>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl FaultProxy {
     /// Starts a proxy on a free `127.0.0.1` port forwarding to `upstream`.
     pub async fn start(upstream: SocketAddr, rates: FaultRates) -> FaultProxy {
-        let listener = TcpListener::bind(("127.0.0.1", 0))
-            .await
+        FaultProxy::launch(upstream, rates, None)
+    }
+
+    /// Starts a proxy that also answers as real AWS does where moto does not
+    /// (see [`StrictAws`]); faults, when set, are drawn before the strict
+    /// rules, as a network between the client and AWS would fail.
+    pub async fn start_strict(upstream: SocketAddr, rates: FaultRates) -> FaultProxy {
+        let strict = Arc::new(StrictAws::new(upstream, StrictSettings::default()));
+        FaultProxy::launch(upstream, rates, Some(strict))
+    }
+
+    fn launch(
+        upstream: SocketAddr,
+        rates: FaultRates,
+        strict: Option<Arc<StrictAws>>,
+    ) -> FaultProxy {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0))
             .expect("cannot bind the fault proxy to a loopback port");
+        listener
+            .set_nonblocking(true)
+            .expect("the proxy's listener can be made non-blocking");
         let addr = listener
             .local_addr()
             .expect("bound listener has an address");
@@ -334,12 +370,31 @@ impl FaultProxy {
             upstream,
             client: Client::builder(TokioExecutor::new()).build_http(),
             control: Mutex::new(Control::new(rates)),
+            strict,
         });
-        let accept_loop = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = Arc::clone(&shared);
+        std::thread::Builder::new()
+            .name(format!("fault-proxy-{}", addr.port()))
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("the proxy's runtime starts");
+                runtime.block_on(async move {
+                    let listener =
+                        TcpListener::from_std(listener).expect("the proxy's listener registers");
+                    tokio::select! {
+                        () = accept_loop(listener, serving) => {}
+                        _ = stopped => {}
+                    }
+                });
+            })
+            .expect("the proxy's thread starts");
         FaultProxy {
             addr,
             shared,
-            accept_loop,
+            stop: Some(stop),
         }
     }
 
@@ -397,6 +452,18 @@ impl FaultProxy {
         self.shared.control().scripted
     }
 
+    /// The next `times` requests matching `matcher` are forwarded and take
+    /// effect, but their answer is lost: the proxy closes the connection
+    /// instead, so the client retries a request that already happened.
+    pub fn script_drop_after_forwarding(&self, matcher: RequestMatch, times: usize) {
+        self.add_script(matcher, Answer::DropAfterForwarding, times);
+    }
+
+    /// The strict-AWS layer of this proxy, when it was started with one.
+    pub fn strict(&self) -> Option<&StrictAws> {
+        self.shared.strict.as_deref()
+    }
+
     fn add_script(&self, matcher: RequestMatch, answer: Answer, times: usize) {
         if times == 0 {
             return;
@@ -411,8 +478,10 @@ impl FaultProxy {
 
 impl Drop for FaultProxy {
     fn drop(&mut self) {
-        // The accept loop owns the connection tasks: aborting it aborts them.
-        self.accept_loop.abort();
+        // Ending the proxy's runtime ends the accept loop and every connection.
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
     }
 }
 
@@ -437,6 +506,8 @@ enum Fault {
 #[derive(Clone, Debug)]
 enum Answer {
     Fixed(ScriptedResponse),
+    /// Forward, let the upstream answer, then close the connection unanswered.
+    DropAfterForwarding,
     JsonOverride(serde_json::Map<String, serde_json::Value>),
 }
 
@@ -449,6 +520,7 @@ struct Script {
 /// What a script matcher looks at in a request.
 struct RequestView<'a> {
     method: &'a str,
+    headers: &'a HeaderMap,
     path: &'a str,
     decoded_path: String,
     amz_target: Option<&'a str>,
@@ -473,6 +545,7 @@ impl<'a> RequestView<'a> {
             .or_else(|| form_field(parts.uri.query()?.as_bytes(), "Action"));
         RequestView {
             method: parts.method.as_str(),
+            headers: &parts.headers,
             path,
             decoded_path: percent_decode(path.as_bytes(), false),
             amz_target: parts
@@ -527,9 +600,10 @@ struct Shared {
     upstream: SocketAddr,
     client: Client<HttpConnector, Full<Bytes>>,
     control: Mutex<Control>,
+    strict: Option<Arc<StrictAws>>,
 }
 
-type ProxyBody = BoxBody<Bytes, hyper::Error>;
+pub(crate) type ProxyBody = BoxBody<Bytes, hyper::Error>;
 
 /// Returned by the service to make hyper close the client connection without
 /// writing a response.
@@ -630,6 +704,24 @@ impl Shared {
             self.control().scripted += 1;
             return Ok(response.to_response());
         }
+        let drop_after =
+            fault == Some(Fault::DropAfter) || matches!(script, Some(Answer::DropAfterForwarding));
+
+        // The strict layer answers for AWS where moto would be lenient; a
+        // refusal is AWS's answer, so a dropped connection still drops it.
+        let strict_request = self
+            .strict
+            .as_ref()
+            .map(|_| StrictRequest::new(&parts, &body));
+        if let (Some(strict), Some(request)) = (&self.strict, &strict_request)
+            && let Some(refusal) = strict.check(request).await
+        {
+            if drop_after {
+                self.control().stats.dropped_after += 1;
+                return Err(CloseConnection);
+            }
+            return Ok(refusal);
+        }
 
         let path_and_query = parts
             .uri
@@ -646,18 +738,38 @@ impl Shared {
         let response = match self.client.request(upstream_request).await {
             Ok(response) => response,
             Err(error) => {
-                if fault == Some(Fault::DropAfter) {
+                if drop_after {
                     self.control().stats.dropped_after += 1;
                     return Err(CloseConnection);
                 }
                 return Ok(bad_gateway(&error));
             }
         };
+        let (mut response_parts, response_body) = response.into_parts();
+        // moto answers every request with `Connection: close`; relaying it
+        // would close every client connection. Keep-alive is per hop.
+        remove_hop_by_hop(&mut response_parts.headers);
+        let response_body = match (&self.strict, &strict_request) {
+            (Some(strict), Some(request)) => {
+                let Ok(collected) = response_body.collect().await else {
+                    return Err(CloseConnection);
+                };
+                let observed = strict
+                    .observe(request, &mut response_parts, collected.to_bytes())
+                    .await;
+                full(observed)
+            }
+            _ => response_body.boxed(),
+        };
+        let response = Response::from_parts(response_parts, response_body);
 
-        if fault == Some(Fault::DropAfter) {
+        if drop_after {
             // Let the upstream finish its answer, then hang up on the client.
             let _ = response.into_body().collect().await;
             self.control().stats.dropped_after += 1;
+            if fault != Some(Fault::DropAfter) {
+                self.control().scripted += 1;
+            }
             return Err(CloseConnection);
         }
         match script {
@@ -670,14 +782,10 @@ impl Shared {
             Some(Answer::JsonOverride(overrides)) => {
                 return Ok(self.override_json(response, &overrides).await);
             }
-            None => {}
+            Some(Answer::DropAfterForwarding) | None => {}
         }
         self.control().stats.forwarded += 1;
-        let (mut parts, body) = response.into_parts();
-        // moto answers every request with `Connection: close`; relaying it
-        // would close every client connection. Keep-alive is per hop.
-        remove_hop_by_hop(&mut parts.headers);
-        Ok(Response::from_parts(parts, body.boxed()))
+        Ok(response)
     }
 }
 
@@ -686,11 +794,10 @@ impl Shared {
     /// merged in, when it is a 2xx JSON object; unchanged otherwise.
     async fn override_json(
         &self,
-        response: Response<Incoming>,
+        response: Response<ProxyBody>,
         overrides: &serde_json::Map<String, serde_json::Value>,
     ) -> Response<ProxyBody> {
         let (mut parts, body) = response.into_parts();
-        remove_hop_by_hop(&mut parts.headers);
         let body = match body.collect().await {
             Ok(collected) => collected.to_bytes(),
             Err(error) => {
@@ -727,7 +834,7 @@ impl Shared {
 
 /// The value of the first `name=value` pair named `name` in a
 /// `application/x-www-form-urlencoded` string, decoded.
-fn form_field(form: &[u8], name: &str) -> Option<String> {
+pub(crate) fn form_field(form: &[u8], name: &str) -> Option<String> {
     form.split(|&byte| byte == b'&').find_map(|pair| {
         let (key, value) = match pair.iter().position(|&byte| byte == b'=') {
             Some(at) => (&pair[..at], &pair[at + 1..]),
@@ -739,7 +846,7 @@ fn form_field(form: &[u8], name: &str) -> Option<String> {
 
 /// Decodes `%XX` escapes (and `+` as a space in forms); invalid escapes and
 /// bytes stay as they are.
-fn percent_decode(input: &[u8], plus_is_space: bool) -> String {
+pub(crate) fn percent_decode(input: &[u8], plus_is_space: bool) -> String {
     let hex = |byte: u8| (byte as char).to_digit(16);
     let mut out = Vec::with_capacity(input.len());
     let mut i = 0;
@@ -766,7 +873,7 @@ fn percent_decode(input: &[u8], plus_is_space: bool) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn xml_escape(text: &str) -> String {
+pub(crate) fn xml_escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -782,6 +889,8 @@ enum Protocol {
     Query,
     /// Lambda's REST-JSON.
     LambdaRestJson,
+    /// API Gateway's REST-JSON (error type in `x-amzn-ErrorType`).
+    ApiGatewayRestJson,
     /// S3's REST-XML.
     S3RestXml,
 }
@@ -804,7 +913,11 @@ impl Protocol {
         }
         // The signing scope names the service; fall back on Lambda's
         // date-versioned paths (`/2015-03-31/functions`) for unsigned requests.
-        let lambda = match signing_service(request) {
+        let service = signing_service(request);
+        if service.as_deref() == Some("apigateway") {
+            return Protocol::ApiGatewayRestJson;
+        }
+        let lambda = match service {
             Some(service) => service == "lambda",
             None => request.uri().path().starts_with("/20"),
         };
@@ -836,6 +949,12 @@ impl Protocol {
                 "application/json",
                 Some("TooManyRequestsException"),
                 r#"{"message":"Rate exceeded","Type":"User"}"#,
+            ),
+            Protocol::ApiGatewayRestJson => error_response(
+                StatusCode::TOO_MANY_REQUESTS,
+                "application/json",
+                Some("TooManyRequestsException"),
+                r#"{"message":"Too Many Requests"}"#,
             ),
             Protocol::S3RestXml => error_response(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -869,6 +988,12 @@ impl Protocol {
                 "application/json",
                 Some("ServiceException"),
                 r#"{"message":"Internal failure","Type":"Service"}"#,
+            ),
+            Protocol::ApiGatewayRestJson => error_response(
+                status,
+                "application/json",
+                Some("InternalFailure"),
+                r#"{"message":"Internal server error"}"#,
             ),
             Protocol::S3RestXml => error_response(
                 status,
@@ -911,7 +1036,7 @@ fn remove_hop_by_hop(headers: &mut HeaderMap) {
 
 /// The service name in a SigV4 `Authorization` header's credential scope
 /// (`Credential=AKID/DATE/REGION/SERVICE/aws4_request`).
-fn signing_service<B>(request: &Request<B>) -> Option<String> {
+pub(crate) fn signing_service<B>(request: &Request<B>) -> Option<String> {
     let authorization = request.headers().get(AUTHORIZATION)?.to_str().ok()?;
     let (_, credential) = authorization.split_once("Credential=")?;
     let scope = credential.split([',', ' ']).next()?;
@@ -950,7 +1075,7 @@ fn bad_gateway(error: &hyper_util::client::legacy::Error) -> Response<ProxyBody>
     response
 }
 
-fn full(body: impl Into<Bytes>) -> ProxyBody {
+pub(crate) fn full(body: impl Into<Bytes>) -> ProxyBody {
     Full::new(body.into())
         .map_err(|never| match never {})
         .boxed()

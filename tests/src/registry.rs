@@ -6,7 +6,13 @@ use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use sha2::Digest;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The OCI image manifest media type.
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// The OCI image index media type (a multi-architecture image).
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
 /// A running registry owned by one test; killed when dropped.
 pub struct LocalRegistry {
@@ -106,6 +112,160 @@ impl LocalRegistry {
             .iter()
             .filter_map(|tag| tag.as_str().map(str::to_string))
             .collect()
+    }
+
+    /// Uploads `content` as a blob of `repository`; returns its digest.
+    pub async fn push_blob(&self, repository: &str, content: &[u8]) -> String {
+        let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(content)));
+        let (status, headers, _) = self
+            .send(
+                "POST",
+                &format!("/v2/{repository}/blobs/uploads/"),
+                &[],
+                Vec::new(),
+            )
+            .await;
+        assert_eq!(status, 202, "the registry refused to start an upload");
+        let location = headers
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case("location"))
+            .map(|(_, value)| value.clone())
+            .expect("an upload has a location");
+        let location = location
+            .strip_prefix(&format!("http://{}", self.addr))
+            .unwrap_or(&location)
+            .to_string();
+        let separator = if location.contains('?') { '&' } else { '?' };
+        let (status, _, body) = self
+            .send(
+                "PUT",
+                &format!("{location}{separator}digest={digest}"),
+                &[("Content-Type", "application/octet-stream")],
+                content.to_vec(),
+            )
+            .await;
+        assert_eq!(status, 201, "the registry refused the blob: {body}");
+        digest
+    }
+
+    /// Stores `manifest` of `media_type` as `repository:reference`; returns
+    /// its digest.
+    pub async fn push_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+        media_type: &str,
+        manifest: &serde_json::Value,
+    ) -> String {
+        let body = manifest.to_string().into_bytes();
+        let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&body)));
+        let (status, _, answer) = self
+            .send(
+                "PUT",
+                &format!("/v2/{repository}/manifests/{reference}"),
+                &[("Content-Type", media_type)],
+                body,
+            )
+            .await;
+        assert_eq!(status, 201, "the registry refused the manifest: {answer}");
+        digest
+    }
+
+    /// Pushes a one-layer image for `architecture` (`amd64`, `arm64`) as a
+    /// single OCI manifest, without Docker; returns the manifest's digest.
+    pub async fn push_test_image(&self, repository: &str, tag: &str, architecture: &str) -> String {
+        let layer = self
+            .push_blob(
+                repository,
+                format!("layer of {repository}:{tag}").as_bytes(),
+            )
+            .await;
+        let config = serde_json::json!({
+            "architecture": architecture,
+            "os": "linux",
+            "config": {"Entrypoint": ["/function"]},
+            "rootfs": {"type": "layers", "diff_ids": [layer]}
+        })
+        .to_string();
+        let config_digest = self.push_blob(repository, config.as_bytes()).await;
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer, "size": format!("layer of {repository}:{tag}").len()}]
+        });
+        self.push_manifest(repository, tag, OCI_MANIFEST, &manifest)
+            .await
+    }
+
+    /// Pushes an OCI index over the given manifests (a multi-architecture
+    /// image, as BuildKit pushes by default); returns the index's digest.
+    pub async fn push_test_index(
+        &self,
+        repository: &str,
+        tag: &str,
+        manifests: &[(&str, &str)],
+    ) -> String {
+        let entries: Vec<serde_json::Value> = manifests
+            .iter()
+            .map(|(digest, architecture)| {
+                serde_json::json!({
+                    "mediaType": OCI_MANIFEST,
+                    "digest": digest,
+                    "size": 1,
+                    "platform": {"architecture": architecture, "os": "linux"}
+                })
+            })
+            .collect();
+        let index =
+            serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries});
+        self.push_manifest(repository, tag, OCI_INDEX, &index).await
+    }
+
+    /// One HTTP/1.0 request with a body: status, headers, body.
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> (u16, Vec<(String, String)>, String) {
+        let mut stream = tokio::net::TcpStream::connect(self.addr)
+            .await
+            .expect("the registry accepts connections");
+        let mut request = format!(
+            "{method} {path} HTTP/1.0\r\nHost: {}\r\nContent-Length: {}\r\n",
+            self.addr,
+            body.len()
+        );
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        request.push_str("\r\n");
+        let mut bytes = request.into_bytes();
+        bytes.extend_from_slice(&body);
+        stream
+            .write_all(&bytes)
+            .await
+            .expect("send to the registry");
+        let mut response = Vec::new();
+        stream
+            .read_to_end(&mut response)
+            .await
+            .expect("read the registry's answer");
+        let text = String::from_utf8_lossy(&response).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let mut lines = head.lines();
+        let status = lines
+            .next()
+            .and_then(|line| line.split_whitespace().nth(1))
+            .and_then(|code| code.parse().ok())
+            .unwrap_or(0);
+        let headers = lines
+            .filter_map(|line| line.split_once(':'))
+            .map(|(name, value)| (name.trim().to_string(), value.trim().to_string()))
+            .collect();
+        (status, headers, body.to_string())
     }
 
     async fn head(&self, path: &str, accept: &str) -> std::io::Result<(u16, String)> {

@@ -136,7 +136,7 @@ where
 #[tokio::test]
 async fn transparent_at_rate_zero() {
     let aws = LocalAws::start().await;
-    let proxy = FaultProxy::start(aws.addr(), FaultRates::default()).await;
+    let proxy = FaultProxy::start(aws.moto_addr(), FaultRates::default()).await;
     let config = config(&proxy, RetryConfig::disabled()).await;
     let client = s3(&config);
 
@@ -217,7 +217,7 @@ async fn transparent_at_rate_zero() {
 #[tokio::test]
 async fn throttle_is_spelled_per_protocol() {
     let aws = LocalAws::start().await;
-    let proxy = FaultProxy::start(aws.addr(), only("throttle")).await;
+    let proxy = FaultProxy::start(aws.moto_addr(), only("throttle")).await;
 
     let json = raw(
         proxy.addr(),
@@ -306,7 +306,7 @@ async fn throttle_is_spelled_per_protocol() {
 #[tokio::test]
 async fn server_error_is_a_500_per_protocol() {
     let aws = LocalAws::start().await;
-    let proxy = FaultProxy::start(aws.addr(), only("server_error")).await;
+    let proxy = FaultProxy::start(aws.moto_addr(), only("server_error")).await;
     let config = config(&proxy, RetryConfig::disabled()).await;
 
     let error = s3(&config).list_buckets().send().await.unwrap_err();
@@ -347,7 +347,7 @@ async fn server_error_is_a_500_per_protocol() {
 #[tokio::test]
 async fn drop_before_never_reaches_the_server() {
     let aws = LocalAws::start().await;
-    let proxy = FaultProxy::start(aws.addr(), only("drop_before")).await;
+    let proxy = FaultProxy::start(aws.moto_addr(), only("drop_before")).await;
 
     assert_eq!(
         raw(proxy.addr(), "GET", "/some-bucket", None, "").await,
@@ -388,7 +388,7 @@ async fn drop_before_never_reaches_the_server() {
 #[tokio::test]
 async fn drop_after_applies_the_change_but_loses_the_answer() {
     let aws = LocalAws::start().await;
-    let proxy = FaultProxy::start(aws.addr(), only("drop_after")).await;
+    let proxy = FaultProxy::start(aws.moto_addr(), only("drop_after")).await;
     let config = config(&proxy, RetryConfig::disabled()).await;
 
     let error = s3(&config)
@@ -468,7 +468,7 @@ where
 #[tokio::test]
 async fn standard_retry_converges_through_mixed_faults() {
     let aws = LocalAws::start().await;
-    let proxy = FaultProxy::start(aws.addr(), FaultRates::uniform(0.3, 20_240_607)).await;
+    let proxy = FaultProxy::start(aws.moto_addr(), FaultRates::uniform(0.3, 20_240_607)).await;
     let config = config_with_attempts(&proxy, 10).await;
     let s3 = s3(&config);
     let iam = aws_sdk_iam::Client::new(&config);
@@ -546,7 +546,7 @@ async fn standard_retry_converges_through_mixed_faults() {
 #[tokio::test]
 async fn keep_alive_concurrency_and_shutdown() {
     let aws = LocalAws::start().await;
-    let proxy = FaultProxy::start(aws.addr(), FaultRates::default()).await;
+    let proxy = FaultProxy::start(aws.moto_addr(), FaultRates::default()).await;
 
     // Several requests on one kept-alive connection.
     let stream = tokio::net::TcpStream::connect(proxy.addr()).await.unwrap();
@@ -642,7 +642,7 @@ async fn create_image_function(
 #[tokio::test]
 async fn scripted_lambda_error_then_the_real_answer() {
     let aws = LocalAws::start().await;
-    let proxy = FaultProxy::start(aws.addr(), FaultRates::default()).await;
+    let proxy = FaultProxy::start(aws.moto_addr(), FaultRates::default()).await;
     let config = config(&proxy, RetryConfig::disabled()).await;
     let role_arn = lambda_role(&config, "fresh-role").await;
     let lambda = aws_sdk_lambda::Client::new(&config);
@@ -696,7 +696,7 @@ async fn scripted_lambda_error_then_the_real_answer() {
 #[tokio::test]
 async fn json_override_reports_pending_then_the_real_state() {
     let aws = LocalAws::start().await;
-    let proxy = FaultProxy::start(aws.addr(), FaultRates::default()).await;
+    let proxy = FaultProxy::start(aws.moto_addr(), FaultRates::default()).await;
     let config = config(&proxy, RetryConfig::disabled()).await;
     let role_arn = lambda_role(&config, "pending-role").await;
     let lambda = aws_sdk_lambda::Client::new(&config);
@@ -772,7 +772,7 @@ async fn json_override_reports_pending_then_the_real_state() {
 #[tokio::test]
 async fn forward_first_applies_the_change_but_answers_the_script() {
     let aws = LocalAws::start().await;
-    let proxy = FaultProxy::start(aws.addr(), FaultRates::default()).await;
+    let proxy = FaultProxy::start(aws.moto_addr(), FaultRates::default()).await;
     let config = config(&proxy, RetryConfig::disabled()).await;
     let role_arn = lambda_role(&config, "conflict-role").await;
     let lambda = aws_sdk_lambda::Client::new(&config);
@@ -824,7 +824,7 @@ async fn forward_first_applies_the_change_but_answers_the_script() {
 #[tokio::test]
 async fn scripts_match_by_action_in_order_and_before_faults() {
     let aws = LocalAws::start().await;
-    let proxy = FaultProxy::start(aws.addr(), FaultRates::default()).await;
+    let proxy = FaultProxy::start(aws.moto_addr(), FaultRates::default()).await;
     let config = config(&proxy, RetryConfig::disabled()).await;
     let iam = aws_sdk_iam::Client::new(&config);
     let logs = aws_sdk_cloudwatchlogs::Client::new(&config);
@@ -923,7 +923,7 @@ async fn scripts_match_by_action_in_order_and_before_faults() {
 #[tokio::test]
 async fn script_paths_ignore_the_query_and_percent_encoding() {
     let aws = LocalAws::start().await;
-    let proxy = FaultProxy::start(aws.addr(), FaultRates::default()).await;
+    let proxy = FaultProxy::start(aws.moto_addr(), FaultRates::default()).await;
     let conflict =
         || ScriptedResponse::lambda_error(409, "ResourceConflictException", "update in progress");
 
