@@ -10,16 +10,16 @@ use crate::resources::{
     Context, Desired, api, bucket, function, log_group, permission, policy, repository, role, rule,
     secret,
 };
-use crate::spec::{LogGroupSpec, Spec};
+use crate::spec::{LogGroupSpec, Spec, environment};
 
 /// Name of the one inline policy of each execution role.
 pub const FUNCTION_POLICY_NAME: &str = "function-access";
 /// Stands for a value AWS chooses when the resource is created.
 pub const KNOWN_AFTER_APPLY: &str = "(known after apply)";
-/// Environment variable that gives the training function the secret's ARN.
-pub const SECRET_ARN_VARIABLE: &str = "PANTHER_SECRET_ARN";
 /// Environment variable that tells the API's functions which origins CORS allows.
-pub const CORS_VARIABLE: &str = "CORS_ALLOW_ORIGINS";
+pub use crate::spec::environment::CORS_VARIABLE;
+/// Environment variable that gives the training function the secret's ARN.
+pub use crate::spec::environment::SECRET_ARN_VARIABLE;
 
 /// Values AWS chose, read back from AWS.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -61,15 +61,10 @@ pub fn desired_resources(spec: &Spec, ctx: &Context, refs: &Refs) -> Vec<Desired
         resources.push(Desired::Repository(repository::Desired {
             spec: function.repository.clone(),
             tags: tags.clone(),
-            lifecycle_policy: policy::repository_lifecycle_policy(
-                function.repository.keep_last_images,
-            )
-            .to_string(),
+            lifecycle_policy: repository::lifecycle_policy(function.repository.keep_last_images)
+                .to_string(),
         }));
-        let reads_secret = spec
-            .panther_secret
-            .as_ref()
-            .filter(|secret| secret.function == function.key);
+        let reads_secret = environment::reads_secret(spec, function);
         let role = role::Desired {
             spec: function.role.clone(),
             tags: tags.clone(),
@@ -93,30 +88,8 @@ pub fn desired_resources(spec: &Spec, ctx: &Context, refs: &Refs) -> Vec<Desired
             spec: function.logs.clone(),
             tags: tags.clone(),
         }));
-        let mut environment = function.environment.clone();
-        environment.insert("MODEL_BUCKET".into(), spec.bucket.name.clone());
-        environment.insert("MODEL_PREFIX".into(), spec.bucket.model_prefix.clone());
-        if reads_secret.is_some() {
-            environment.insert(
-                SECRET_ARN_VARIABLE.into(),
-                refs.secret_arn
-                    .clone()
-                    .unwrap_or_else(|| KNOWN_AFTER_APPLY.to_string()),
-            );
-        }
-        if let Some(api) = spec
-            .api
-            .as_ref()
-            .filter(|api| !api.cors_allow_origins.is_empty())
-        {
-            if api
-                .routes
-                .iter()
-                .any(|route| route.function == function.key)
-            {
-                environment.insert(CORS_VARIABLE.into(), api.cors_allow_origins.join(","));
-            }
-        }
+        let secret_arn = refs.secret_arn.as_deref().unwrap_or(KNOWN_AFTER_APPLY);
+        let environment = environment::final_environment(spec, function, secret_arn);
         resources.push(Desired::Function(Box::new(function::Desired {
             spec: function.clone(),
             role_arn,
@@ -166,25 +139,19 @@ pub fn desired_resources(spec: &Spec, ctx: &Context, refs: &Refs) -> Vec<Desired
             let Some(function) = spec.function(&route.function) else {
                 continue;
             };
-            let method = if route.method == "ANY" {
-                "*"
-            } else {
-                route.method.as_str()
-            };
-            let sanitized: String = format!("{}{}", route.method, route.path)
-                .chars()
-                .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-                .collect();
-            let statement_id =
-                format!("anomaly-controller-api-{}", sanitized.trim_end_matches('-'));
+            let statement_id = permission::route_statement_id(&route.method, &route.path);
             resources.push(Desired::Permission(permission::Desired {
                 id: format!("{}:{statement_id}", function.name),
                 function: function.name.clone(),
                 statement_id,
                 principal: "apigateway.amazonaws.com".into(),
-                source_arn: format!(
-                    "arn:{}:execute-api:{}:{}:{api_id}/*/{method}{}",
-                    ctx.partition, ctx.region, ctx.account_id, route.path
+                source_arn: permission::route_source_arn(
+                    &ctx.partition,
+                    &ctx.region,
+                    &ctx.account_id,
+                    &api_id,
+                    &route.method,
+                    &route.path,
                 ),
             }));
         }
@@ -196,7 +163,7 @@ pub fn desired_resources(spec: &Spec, ctx: &Context, refs: &Refs) -> Vec<Desired
                 tags: tags.clone(),
                 function_arn: function_arn(ctx, &function.name),
             };
-            let statement_id = format!("anomaly-controller-schedule-{}", schedule.name);
+            let statement_id = permission::schedule_statement_id(&schedule.name);
             resources.push(Desired::Permission(permission::Desired {
                 id: format!("{}:{statement_id}", function.name),
                 function: function.name.clone(),

@@ -11,25 +11,49 @@ fn base() -> String {
     local_config("http://127.0.0.1:1")
 }
 
-/// (name, edit applied to the base config, expected text in the error, expected line)
-fn cases() -> Vec<(&'static str, String, &'static str, usize)> {
+/// One invalid file: its name, text, the expected text of the error and the
+/// line and column (1-based) the error must point at.
+struct Case {
+    name: &'static str,
+    text: String,
+    message: &'static str,
+    line: usize,
+    column: usize,
+}
+
+/// The 1-based line and column where `needle` first starts in `text`; a
+/// `|` in the needle marks the spot instead of its start
+/// (`"memory_mb = |64"` is the `6`).
+fn position_of(text: &str, needle: &str) -> Option<(usize, usize)> {
+    let marker = needle.find('|').unwrap_or(0);
+    let offset = text.find(&needle.replacen('|', "", 1))? + marker;
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |index| index + 1);
+    Some((line, before[line_start..].chars().count() + 1))
+}
+
+/// Every case: the edit applied to the base config, the expected message,
+/// and `at`, the text whose first character the error must point at.
+fn cases() -> Vec<Case> {
     let b = base();
-    let line_of = |text: &str, needle: &str| -> usize {
-        text.lines()
-            .position(|line| line.contains(needle))
-            .map_or(0, |index| index + 1)
-    };
     let mut cases = Vec::new();
-    let mut case = |name: &'static str, text: String, message: &'static str, needle: &str| {
-        let line = line_of(&text, needle);
-        assert!(line > 0, "case {name}: {needle:?} not in the config");
-        cases.push((name, text, message, line));
+    let mut case = |name: &'static str, text: String, message: &'static str, at: &str| {
+        let (line, column) = position_of(&text, at)
+            .unwrap_or_else(|| panic!("case {name}: {at:?} not in the config"));
+        cases.push(Case {
+            name,
+            text,
+            message,
+            line,
+            column,
+        });
     };
     case(
         "toml syntax",
         b.replace("memory_mb = 1024", "memory_mb = = 1024"),
         "",
-        "memory_mb = = 1024",
+        "memory_mb = |= 1024",
     );
     case(
         "unknown top-level key",
@@ -47,67 +71,67 @@ fn cases() -> Vec<(&'static str, String, &'static str, usize)> {
         "wrong type",
         b.replace("memory_mb = 1024", "memory_mb = \"1024\""),
         "invalid type",
-        "memory_mb = \"1024\"",
+        "memory_mb = |\"1024\"",
     );
     case(
         "memory too small",
         b.replace("memory_mb = 1024", "memory_mb = 64"),
         "memory_mb: 64 is out of range: it must be 128 to 10240 MB",
-        "memory_mb = 64",
+        "memory_mb = |64",
     );
     case(
         "memory too large",
         b.replace("memory_mb = 3008", "memory_mb = 20000"),
         "memory_mb: 20000 is out of range",
-        "memory_mb = 20000",
+        "memory_mb = |20000",
     );
     case(
         "timeout zero",
         b.replace("timeout_seconds = 30", "timeout_seconds = 0"),
         "timeout_seconds: 0 is out of range: it must be 1 to 900 seconds",
-        "timeout_seconds = 0",
+        "timeout_seconds = |0",
     );
     case(
         "timeout too long",
         b.replace("timeout_seconds = 900", "timeout_seconds = 901"),
         "timeout_seconds: 901 is out of range",
-        "timeout_seconds = 901",
+        "timeout_seconds = |901",
     );
     case(
         "ephemeral storage",
         b.replace("ephemeral_storage_mb = 512", "ephemeral_storage_mb = 100"),
         "ephemeral_storage_mb: 100 is out of range",
-        "ephemeral_storage_mb = 100",
+        "ephemeral_storage_mb = |100",
     );
     case(
         "negative concurrency",
         b.replace("reserved_concurrency = 1", "reserved_concurrency = -1"),
         "reserved_concurrency: -1 is out of range",
-        "reserved_concurrency = -1",
+        "reserved_concurrency = |-1",
     );
     case(
         "architecture",
         b.replacen("architecture = \"x86_64\"", "architecture = \"sparc\"", 1),
         "\"sparc\" is not \"x86_64\" or \"arm64\"",
-        "sparc",
+        "\"sparc\"",
     );
     case(
         "deployment name",
         b.replace("name = \"anomaly-local\"", "name = \"Anomaly_Local\""),
         "not a valid deployment name",
-        "Anomaly_Local",
+        "\"Anomaly_Local\"",
     );
     case(
         "region",
         b.replace("region = \"us-east-1\"", "region = \"mars\""),
         "not an AWS region name",
-        "mars",
+        "\"mars\"",
     );
     case(
         "account id",
         b.replace("[deployment]\n", "[deployment]\naccount_id = \"12345\"\n"),
         "not a 12-digit AWS account id",
-        "12345",
+        "\"12345\"",
     );
     case(
         "endpoint url",
@@ -116,7 +140,7 @@ fn cases() -> Vec<(&'static str, String, &'static str, usize)> {
             "endpoint_url = \"ftp://x\"",
         ),
         "not an http:// or https:// URL",
-        "ftp://x",
+        "\"ftp://x\"",
     );
     case(
         "bucket name",
@@ -125,19 +149,19 @@ fn cases() -> Vec<(&'static str, String, &'static str, usize)> {
             "name = \"My_Bucket\"\nmodel_prefix = \"models/\"",
         ),
         "not a valid bucket name",
-        "My_Bucket",
+        "\"My_Bucket\"",
     );
     case(
         "model prefix",
         b.replace("model_prefix = \"models/\"", "model_prefix = \"models\""),
         "must be a key prefix ending in '/'",
-        "model_prefix = \"models\"",
+        "model_prefix = |\"models\"",
     );
     case(
         "encryption",
         b.replace("encryption = \"AES256\"", "encryption = \"rot13\""),
         "\"rot13\" is not \"AES256\" or \"aws:kms\"",
-        "rot13",
+        "\"rot13\"",
     );
     case(
         "expiry days",
@@ -146,19 +170,19 @@ fn cases() -> Vec<(&'static str, String, &'static str, usize)> {
             "noncurrent_version_expiry_days = 0",
         ),
         "noncurrent_version_expiry_days: 0 is out of range",
-        "noncurrent_version_expiry_days = 0",
+        "noncurrent_version_expiry_days = |0",
     );
     case(
         "retention",
         b.replacen("retention_days = 7", "retention_days = 8", 1),
         "8 is not a retention CloudWatch Logs accepts",
-        "retention_days = 8",
+        "retention_days = |8",
     );
     case(
         "keep last images",
         b.replacen("keep_last_images = 10", "keep_last_images = 0", 1),
         "keep_last_images: 0 is out of range",
-        "keep_last_images = 0",
+        "keep_last_images = |0",
     );
     case(
         "reserved variable",
@@ -170,7 +194,7 @@ fn cases() -> Vec<(&'static str, String, &'static str, usize)> {
         "variable name",
         b.replacen("LOG_LEVEL = \"info\"", "\"1BAD\" = \"x\"", 1),
         "not a valid variable name",
-        "1BAD",
+        "\"1BAD\"",
     );
     case(
         "image uri",
@@ -180,13 +204,13 @@ fn cases() -> Vec<(&'static str, String, &'static str, usize)> {
             1,
         ),
         "is not a container image URI",
-        "image_uri = \"detection\"",
+        "image_uri = |\"detection\"",
     );
     case(
         "model access",
         b.replacen("model_access = \"read\"", "model_access = \"write\"", 1),
         "\"write\" is not \"none\", \"read\" or \"read-write\"",
-        "model_access = \"write\"",
+        "model_access = |\"write\"",
     );
     case(
         "reserved tag",
@@ -198,7 +222,7 @@ fn cases() -> Vec<(&'static str, String, &'static str, usize)> {
         "aws tag",
         b.replace("[tags]\n", "[tags]\n\"aws:owner\" = \"me\"\n"),
         "reserved by AWS",
-        "aws:owner",
+        "\"aws:owner\"",
     );
     case(
         "description too long",
@@ -208,7 +232,7 @@ fn cases() -> Vec<(&'static str, String, &'static str, usize)> {
             1,
         ),
         "at most 256 characters",
-        "xxxxxxxx",
+        "description = |\"xxxxxxxx",
     );
     case(
         "duplicate function name",
@@ -217,7 +241,7 @@ fn cases() -> Vec<(&'static str, String, &'static str, usize)> {
             "[functions.training]\nname = \"anomaly-local-detection\"\n",
         ),
         "already used by functions.detection",
-        "name = \"anomaly-local-detection\"",
+        "name = |\"anomaly-local-detection\"",
     );
     case(
         "role path",
@@ -226,25 +250,25 @@ fn cases() -> Vec<(&'static str, String, &'static str, usize)> {
             "[functions.training.role]\npath = \"no-slashes\"\n\n[functions.training.repository]",
         ),
         "not an IAM path",
-        "no-slashes",
+        "\"no-slashes\"",
     );
     case(
         "misspelt table",
         b.replace("[deployment]", "[deploy]"),
         "unknown field `deploy`",
-        "[deploy]",
+        "[|deploy]",
     );
     case(
         "schedule expression",
         b.replace("cron(0 6 * * ? *)", "cron(0 6 * * * *)"),
         "exactly one of day-of-month and day-of-week",
-        "cron(0 6 * * * *)",
+        "\"cron(0 6 * * * *)\"",
     );
     case(
         "schedule rate unit",
         b.replace("cron(0 6 * * ? *)", "rate(5 minute)"),
         "plural unit",
-        "rate(5 minute)",
+        "\"rate(5 minute)\"",
     );
     case(
         "schedule input",
@@ -253,7 +277,7 @@ fn cases() -> Vec<(&'static str, String, &'static str, usize)> {
             "input = '{not json'",
         ),
         "the input must be JSON",
-        "{not json",
+        "'{not json",
     );
     case(
         "schedule function",
@@ -262,19 +286,19 @@ fn cases() -> Vec<(&'static str, String, &'static str, usize)> {
             "function = \"trainer\"\ninput",
         ),
         "\"trainer\" is not a function of this file",
-        "function = \"trainer\"",
+        "function = |\"trainer\"",
     );
     case(
         "route method",
         b.replacen("method = \"GET\"", "method = \"FETCH\"", 1),
         "\"FETCH\" is not an HTTP method",
-        "FETCH",
+        "\"FETCH\"",
     );
     case(
         "route path",
         b.replacen("path = \"/health\"", "path = \"health\"", 1),
         "must start with '/'",
-        "path = \"health\"",
+        "path = |\"health\"",
     );
     case(
         "route function",
@@ -284,13 +308,13 @@ fn cases() -> Vec<(&'static str, String, &'static str, usize)> {
             1,
         ),
         "\"detector\" is not a function",
-        "function = \"detector\"",
+        "function = |\"detector\"",
     );
     case(
         "throttle",
         b.replace("throttle_rate_limit = 50.0", "throttle_rate_limit = -1.0"),
         "throttle_rate_limit",
-        "throttle_rate_limit = -1.0",
+        "throttle_rate_limit = |-1.0",
     );
     case(
         "cors origin",
@@ -299,7 +323,7 @@ fn cases() -> Vec<(&'static str, String, &'static str, usize)> {
             "cors_allow_origins = [\"siem.example.com\"]\n#",
         ),
         "is not an origin",
-        "cors_allow_origins = [",
+        "\"siem.example.com\"",
     );
     case(
         "secret variable",
@@ -308,7 +332,7 @@ fn cases() -> Vec<(&'static str, String, &'static str, usize)> {
             "value_from_env = \"pnt-abc 123\"",
         ),
         "not an environment variable name",
-        "pnt-abc 123",
+        "\"pnt-abc 123\"",
     );
     case(
         "secret in the file",
@@ -319,6 +343,90 @@ fn cases() -> Vec<(&'static str, String, &'static str, usize)> {
         "unknown field `value`",
         "value = \"abc\"",
     );
+    // Environment variables: names Lambda or the controller sets, the key
+    // pattern, and the 4 KB of the final environment.
+    for (name, variable, message) in [
+        (
+            "controller variable",
+            "MODEL_BUCKET",
+            "the controller sets it",
+        ),
+        (
+            "controller prefix",
+            "MODEL_PREFIX",
+            "the controller sets it",
+        ),
+        (
+            "controller secret",
+            "PANTHER_SECRET_ARN",
+            "the controller sets it",
+        ),
+        (
+            "controller cors",
+            "CORS_ALLOW_ORIGINS",
+            "the controller sets it",
+        ),
+        (
+            "lambda variable",
+            "AWS_LAMBDA_FUNCTION_NAME",
+            "Lambda sets it",
+        ),
+        ("lambda task root", "LAMBDA_TASK_ROOT", "Lambda sets it"),
+        (
+            "token in the environment",
+            "PANTHER_API_TOKEN",
+            "plain text",
+        ),
+        ("one-letter variable", "A", "not a valid variable name"),
+    ] {
+        case(
+            name,
+            b.replacen(
+                "TRAINING_DAYS = \"30\"",
+                &format!("TRAINING_DAYS = \"30\"\n{variable} = \"x\""),
+                1,
+            ),
+            message,
+            &format!("\n|{variable} = \"x\""),
+        );
+    }
+    case(
+        "environment too large",
+        b.replacen(
+            "TRAINING_DAYS = \"30\"",
+            &format!("TRAINING_DAYS = \"30\"\nPADDING = \"{}\"", "p".repeat(4000)),
+            1,
+        ),
+        "Lambda allows 4096 in all",
+        "[functions.training.environment]",
+    );
+    case(
+        "schedule slash in day-of-week",
+        b.replace("cron(0 6 * * ? *)", "cron(0 6 ? * 1/2 *)"),
+        "day-of-week: '/' is not allowed",
+        "\"cron(0 6 ? * 1/2 *)\"",
+    );
+    case(
+        "schedule two # expressions",
+        b.replace("cron(0 6 * * ? *)", "cron(0 6 ? * 3#1,6#3 *)"),
+        "one expression only",
+        "\"cron(0 6 ? * 3#1,6#3 *)\"",
+    );
+    case(
+        "schedule W in day-of-week",
+        b.replace("cron(0 6 * * ? *)", "cron(0 6 ? * 2W *)"),
+        "'W' is allowed only in day-of-month",
+        "\"cron(0 6 ? * 2W *)\"",
+    );
+    case(
+        "second cors origin",
+        b.replace(
+            "# cors_allow_origins",
+            "cors_allow_origins = [\"https://siem.example.com\", \"siem.example.org\"]\n#",
+        ),
+        "is not an origin",
+        "\"siem.example.org\"",
+    );
     cases
 }
 
@@ -326,38 +434,55 @@ fn cases() -> Vec<(&'static str, String, &'static str, usize)> {
 fn every_invalid_config_is_refused_with_its_line_and_column() {
     let cases = cases();
     assert!(cases.len() >= 20);
-    for (name, text, message, line) in cases {
+    let mut misplaced = Vec::new();
+    for Case {
+        name,
+        text,
+        message,
+        line,
+        column,
+    } in cases
+    {
         let error =
             controller::spec::Spec::parse(std::path::Path::new("bad.toml"), &text).expect_err(name);
         let shown = error.to_string();
         assert!(shown.contains(message), "case {name}: {shown}");
-        let first = &error.problems[0];
-        let position = first
-            .position
-            .unwrap_or_else(|| panic!("case {name} has a position: {shown}"));
-        let lines: Vec<usize> = error
+        // A problem with the expected message points at the expected spot.
+        let positions: Vec<(usize, usize)> = error
             .problems
             .iter()
+            .filter(|problem| format!("{}: {}", problem.field, problem.message).contains(message))
             .filter_map(|problem| problem.position)
-            .map(|position| position.line)
+            .map(|position| (position.line, position.column))
             .collect();
+        if !positions.contains(&(line, column)) {
+            misplaced.push(format!(
+                "case {name}: expected {line}:{column}, got {positions:?}: {shown}"
+            ));
+        }
+        let first = error.problems[0]
+            .position
+            .unwrap_or_else(|| panic!("case {name} has a position: {shown}"));
         assert!(
-            lines.contains(&line),
-            "case {name}: expected line {line}: {shown}"
-        );
-        assert!(position.column >= 1);
-        assert!(
-            shown.starts_with(&format!("bad.toml:{}:{}: ", position.line, position.column)),
+            shown.starts_with(&format!("bad.toml:{}:{}: ", first.line, first.column)),
             "case {name}: {shown}"
         );
     }
+    assert!(misplaced.is_empty(), "{}", misplaced.join("\n"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_configs_exit_one_and_make_no_aws_call() {
     let aws = LocalAws::start().await;
     let proxy = FaultProxy::start(aws.addr(), FaultRates::default()).await;
-    for (name, text, message, line) in cases() {
+    for Case {
+        name,
+        text,
+        message,
+        line,
+        column,
+    } in cases()
+    {
         let text = text.replace("http://127.0.0.1:1", &proxy.endpoint_url());
         let config = write_config(&text);
         let path = config.path.to_str().unwrap();
@@ -368,13 +493,81 @@ async fn invalid_configs_exit_one_and_make_no_aws_call() {
             assert_eq!(output.status.code(), Some(1), "case {name}, {command}");
             let error = stderr(&output);
             assert!(
-                error.contains(&format!("{path}:{line}:")),
-                "case {name}, {command}: {error}"
+                error.contains(&format!("{path}:{line}:{column}: ")),
+                "case {name}, {command}: expected {line}:{column}: {error}"
             );
             assert!(error.contains(message), "case {name}, {command}: {error}");
         }
     }
     assert_eq!(proxy.stats().forwarded, 0, "no AWS call was made");
+}
+
+/// The training function of the local config with one more variable whose
+/// value is `padding` bytes long.
+fn with_padding(padding: usize) -> String {
+    base().replacen(
+        "TRAINING_DAYS = \"30\"",
+        &format!(
+            "TRAINING_DAYS = \"30\"\nPADDING = \"{}\"",
+            "p".repeat(padding)
+        ),
+        1,
+    )
+}
+
+#[test]
+fn the_environment_limit_counts_what_the_controller_adds() {
+    use std::collections::BTreeMap;
+    // The final environment of the training function as Lambda would
+    // measure it, written out here independently of the controller: the
+    // file's variables, the model bucket and prefix, and the secret's ARN at
+    // its longest (partition `aws-us-gov`, 6-character suffix).
+    let own = |padding: usize| {
+        BTreeMap::from([
+            ("LOG_LEVEL", "info".to_string()),
+            ("TRAINING_DAYS", "30".to_string()),
+            ("MIN_TRAINING_EVENTS", "1000".to_string()),
+            (
+                "PANTHER_API_URL",
+                "http://127.0.0.1:8081/public/graphql".to_string(),
+            ),
+            ("PADDING", "p".repeat(padding)),
+        ])
+    };
+    let final_size = |padding: usize| {
+        let mut environment = own(padding);
+        environment.insert("MODEL_BUCKET", "anomaly-local-models".to_string());
+        environment.insert("MODEL_PREFIX", "models/".to_string());
+        environment.insert(
+            "PANTHER_SECRET_ARN",
+            "arn:aws-us-gov:secretsmanager:us-east-1:000000000000:secret:anomaly-local/panther-api-token-XXXXXX"
+                .to_string(),
+        );
+        serde_json::to_string(&environment).unwrap().len()
+    };
+    let padding = 4096 - final_size(0);
+    assert_eq!(final_size(padding), 4096);
+    let path = std::path::Path::new("env.toml");
+    let spec = controller::spec::Spec::parse(path, &with_padding(padding))
+        .unwrap_or_else(|error| panic!("exactly 4096 bytes is allowed: {error}"));
+    assert_eq!(
+        spec.function("training").unwrap().environment["PADDING"].len(),
+        padding
+    );
+    let error = controller::spec::Spec::parse(path, &with_padding(padding + 1))
+        .expect_err("one byte more is refused");
+    let shown = error.to_string();
+    assert!(
+        shown.contains("functions.training.environment: the environment takes 4097 bytes"),
+        "{shown}"
+    );
+    for added in ["MODEL_BUCKET", "MODEL_PREFIX", "PANTHER_SECRET_ARN"] {
+        assert!(shown.contains(added), "{shown}");
+    }
+    // The file's own variables alone are well under the limit: only the
+    // controller's variables make it too large.
+    let own_size = serde_json::to_string(&own(padding + 1)).unwrap().len();
+    assert!(own_size < 4096 - 150, "{own_size}");
 }
 
 #[test]

@@ -1,8 +1,23 @@
 //! A statement of a function's resource policy that lets one AWS service
 //! invoke it, scoped to one source (a route of the REST API, the schedule
 //! rule). AWS cannot change a statement in place: a change replaces it.
+//!
+//! Statement ids follow the Lambda API reference, AddPermission
+//! (<https://docs.aws.amazon.com/lambda/latest/api/API_AddPermission.html>):
+//! `StatementId` is 1 to 100 characters of `[a-zA-Z0-9-_]`. Each id is a
+//! readable prefix plus a short SHA-256 of the exact source (method and
+//! path, or rule name), so that routes which read alike once sanitised
+//! (`/a-b`, `/a_b`, `/a/b`) still get distinct ids.
+//!
+//! Source ARNs of API Gateway follow the API Gateway developer guide,
+//! "Control access for invoking an API" (resource format
+//! `arn:aws:execute-api:region:account-id:api-id/stage/METHOD/resource-path`,
+//! <https://docs.aws.amazon.com/apigateway/latest/developerguide/api-gateway-control-access-using-iam-policies-to-invoke-api.html>):
+//! the path is matched literally, so a path parameter (`{id}`, `{proxy+}`)
+//! becomes the wildcard `*`, and `ANY` becomes `*`.
 
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 use super::{Context, Observed, Result, aws_error, done_or};
 use crate::field::{FieldDiff, Fields};
@@ -10,6 +25,81 @@ use crate::ownership::Ownership;
 
 /// Every field: a statement is replaced whenever it differs.
 pub const REPLACEMENT_FIELDS: &[&str] = &["principal", "action", "source_arn"];
+
+/// The longest statement id AddPermission takes.
+pub const MAX_STATEMENT_ID_LENGTH: usize = 100;
+/// Every statement id the controller writes starts with this.
+pub const STATEMENT_ID_PREFIX: &str = "anomaly-controller-";
+/// Hex digits of the SHA-256 that make an id unique.
+const HASH_DIGITS: usize = 12;
+
+/// The statement id of the permission for one route of the REST API:
+/// `anomaly-controller-api-<METHOD>-<path, sanitised>-<hash of "METHOD path">`.
+pub fn route_statement_id(method: &str, path: &str) -> String {
+    statement_id(
+        "api",
+        &format!("{method}{path}"),
+        &format!("{method} {path}"),
+    )
+}
+
+/// The statement id of the permission for the schedule rule `rule`.
+pub fn schedule_statement_id(rule: &str) -> String {
+    statement_id("schedule", rule, rule)
+}
+
+/// `<prefix><kind>-<readable>-<hash>`, at most 100 characters of
+/// `[a-zA-Z0-9-_]`; `readable` is sanitised and shortened to fit, while the
+/// hash covers the exact `source`.
+fn statement_id(kind: &str, readable: &str, source: &str) -> String {
+    let hash = hex::encode(Sha256::digest(source.as_bytes()));
+    let head = format!("{STATEMENT_ID_PREFIX}{kind}-");
+    let room = MAX_STATEMENT_ID_LENGTH - head.len() - 1 - HASH_DIGITS;
+    let mut sanitised = String::new();
+    for c in readable.chars() {
+        let c = if c.is_ascii_alphanumeric() { c } else { '-' };
+        if !(c == '-' && (sanitised.is_empty() || sanitised.ends_with('-'))) {
+            sanitised.push(c);
+        }
+    }
+    let mut sanitised: String = sanitised.chars().take(room).collect();
+    while sanitised.ends_with('-') {
+        sanitised.pop();
+    }
+    if sanitised.is_empty() {
+        format!("{head}{}", &hash[..HASH_DIGITS])
+    } else {
+        format!("{head}{sanitised}-{}", &hash[..HASH_DIGITS])
+    }
+}
+
+/// The execute-api ARN that may invoke a route: any stage, the route's
+/// method (`*` for `ANY`), its path with each `{parameter}` or
+/// `{proxy+}` segment as `*`.
+pub fn route_source_arn(
+    partition: &str,
+    region: &str,
+    account_id: &str,
+    api_id: &str,
+    method: &str,
+    path: &str,
+) -> String {
+    let method = if method == "ANY" { "*" } else { method };
+    let path: Vec<&str> = path
+        .split('/')
+        .map(|segment| {
+            if segment.starts_with('{') && segment.ends_with('}') {
+                "*"
+            } else {
+                segment
+            }
+        })
+        .collect();
+    format!(
+        "arn:{partition}:execute-api:{region}:{account_id}:{api_id}/*/{method}{}",
+        path.join("/")
+    )
+}
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Desired {
@@ -118,5 +208,105 @@ impl Desired {
             "RemovePermission",
             |e| e.is_resource_not_found_exception(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    fn well_formed(id: &str) -> bool {
+        (1..=MAX_STATEMENT_ID_LENGTH).contains(&id.len())
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    }
+
+    #[test]
+    fn routes_that_sanitise_alike_get_distinct_ids() {
+        let ids: BTreeSet<String> = [
+            ("GET", "/a-b"),
+            ("GET", "/a_b"),
+            ("GET", "/a/b"),
+            ("GET", "/a.b"),
+            ("GET", "/a/{b}"),
+            ("POST", "/a-b"),
+            ("ANY", "/a-b"),
+            ("GET", "/"),
+        ]
+        .iter()
+        .map(|(method, path)| route_statement_id(method, path))
+        .collect();
+        assert_eq!(ids.len(), 8, "{ids:?}");
+        for id in &ids {
+            assert!(well_formed(id), "{id}");
+            assert!(id.starts_with("anomaly-controller-api-"), "{id}");
+        }
+    }
+
+    #[test]
+    fn ids_are_readable_stable_and_exact() {
+        let id = route_statement_id("POST", "/detect");
+        assert!(
+            id.starts_with("anomaly-controller-api-POST-detect-"),
+            "{id}"
+        );
+        assert_eq!(id.len(), "anomaly-controller-api-POST-detect-".len() + 12);
+        assert_eq!(id, route_statement_id("POST", "/detect"));
+        assert_ne!(id, route_statement_id("POST", "/detect/"));
+        assert_ne!(id, route_statement_id("post", "/detect"));
+        let root = route_statement_id("GET", "/");
+        assert!(root.starts_with("anomaly-controller-api-GET-"), "{root}");
+    }
+
+    #[test]
+    fn long_paths_and_rule_names_stay_within_100_characters() {
+        let segment = "abcdefghij_".repeat(30);
+        let long_a = format!("/{segment}/x");
+        let long_b = format!("/{segment}/y");
+        let a = route_statement_id("OPTIONS", &long_a);
+        let b = route_statement_id("OPTIONS", &long_b);
+        assert_eq!(a.len(), MAX_STATEMENT_ID_LENGTH, "{a}");
+        assert!(well_formed(&a) && well_formed(&b), "{a} {b}");
+        assert_ne!(a, b, "the hash tells apart what the truncation cuts off");
+        // Rule names may hold '.', which statement ids may not.
+        let rule = format!("{}.daily", "r".repeat(58));
+        let id = schedule_statement_id(&rule);
+        assert!(well_formed(&id), "{id}");
+        assert!(id.starts_with("anomaly-controller-schedule-"), "{id}");
+        assert_ne!(
+            schedule_statement_id("nightly.train"),
+            schedule_statement_id("nightly-train")
+        );
+    }
+
+    #[test]
+    fn source_arns_put_a_wildcard_for_path_parameters_and_any() {
+        let arn = |method: &str, path: &str| {
+            route_source_arn("aws", "eu-west-1", "123456789012", "a1b2c3", method, path)
+        };
+        assert_eq!(
+            arn("POST", "/detect"),
+            "arn:aws:execute-api:eu-west-1:123456789012:a1b2c3/*/POST/detect"
+        );
+        assert_eq!(
+            arn("GET", "/items/{id}"),
+            "arn:aws:execute-api:eu-west-1:123456789012:a1b2c3/*/GET/items/*"
+        );
+        assert_eq!(
+            arn("GET", "/items/{id}/parts/{part}"),
+            "arn:aws:execute-api:eu-west-1:123456789012:a1b2c3/*/GET/items/*/parts/*"
+        );
+        assert_eq!(
+            arn("ANY", "/files/{proxy+}"),
+            "arn:aws:execute-api:eu-west-1:123456789012:a1b2c3/*/*/files/*"
+        );
+        assert_eq!(
+            arn("GET", "/"),
+            "arn:aws:execute-api:eu-west-1:123456789012:a1b2c3/*/GET/"
+        );
+        assert!(!arn("GET", "/a/{b}/{c+}").contains(['{', '}']));
     }
 }

@@ -35,6 +35,16 @@ fn floor_char_boundary(text: &str, mut offset: usize) -> usize {
 /// Finds the span of the value at `path` (or of the deepest table on the way
 /// that exists, so a missing key points at the table that lacks it).
 pub fn span_of(text: &str, path: &[&str]) -> Option<Range<usize>> {
+    locate(text, path, false)
+}
+
+/// Like [`span_of`], but the span of the last key itself rather than of its
+/// value: where a problem is the name, not the value.
+pub fn key_span_of(text: &str, path: &[&str]) -> Option<Range<usize>> {
+    locate(text, path, true)
+}
+
+fn locate(text: &str, path: &[&str], want_key: bool) -> Option<Range<usize>> {
     let root = DeTable::parse(text).ok()?;
     let mut best = None;
     let mut current: Option<&DeValue> = None;
@@ -74,7 +84,11 @@ pub fn span_of(text: &str, path: &[&str]) -> Option<Range<usize>> {
                 current = Some(value.get_ref());
             }
             _ => {
-                best = Some(if is_last { value.span() } else { key.span() });
+                best = Some(if is_last && !want_key {
+                    value.span()
+                } else {
+                    key.span()
+                });
                 if !is_last {
                     break;
                 }
@@ -101,6 +115,25 @@ mod tests {
         );
         let span = span_of(text, &["functions", "detection", "timeout_seconds"]).unwrap();
         assert_eq!(position_of(text, span.start).line, 4);
+    }
+
+    #[test]
+    fn finds_keys_when_asked() {
+        let text = "[functions.detection.environment]\n\"1BAD\" = \"x\"\n";
+        let path = ["functions", "detection", "environment", "1BAD"];
+        let key = key_span_of(text, &path).unwrap();
+        assert_eq!(
+            position_of(text, key.start),
+            Position { line: 2, column: 1 }
+        );
+        let value = span_of(text, &path).unwrap();
+        assert_eq!(
+            position_of(text, value.start),
+            Position {
+                line: 2,
+                column: 10
+            }
+        );
     }
 
     #[test]

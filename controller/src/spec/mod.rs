@@ -2,6 +2,7 @@
 //! values. Every problem is reported with the file, line and column where it
 //! was written, and no AWS call is made before the whole file is valid.
 
+pub mod environment;
 mod locate;
 mod raw;
 mod schedule;

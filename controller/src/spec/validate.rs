@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::locate::{position_of, span_of};
+use super::locate::{key_span_of, position_of, span_of};
 use super::raw::{RawFunction, RawRegistry, RawSpec};
 use super::*;
 
@@ -13,15 +13,11 @@ const LOG_RETENTION_DAYS: [u32; 22] = [
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
     3288, 3653,
 ];
-/// Lambda's limit on the environment of one function, in bytes.
-const ENVIRONMENT_LIMIT_BYTES: usize = 4096;
 /// Tag keys the controller writes itself.
 pub const RESERVED_TAG_KEYS: [&str; 2] = [
     crate::ownership::MANAGED_BY_TAG,
     crate::ownership::DEPLOYMENT_TAG,
 ];
-/// Environment variables the controller sets on every function.
-const RESERVED_ENVIRONMENT: [&str; 2] = ["MODEL_BUCKET", "MODEL_PREFIX"];
 
 struct Checker<'a> {
     text: &'a str,
@@ -29,8 +25,20 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
+    /// A problem with the value at `path`.
     fn problem(&mut self, path: &[&str], message: impl Into<String>) {
         let offset = span_of(self.text, path).map_or(0, |span| span.start);
+        self.push(path, offset, message);
+    }
+
+    /// A problem with the last key of `path` itself (a variable's or a
+    /// tag's name): it points at the key, not at its value.
+    fn key_problem(&mut self, path: &[&str], message: impl Into<String>) {
+        let offset = key_span_of(self.text, path).map_or(0, |span| span.start);
+        self.push(path, offset, message);
+    }
+
+    fn push(&mut self, path: &[&str], offset: usize, message: impl Into<String>) {
         self.problems.push((
             offset,
             SpecProblem {
@@ -159,6 +167,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Spec, SpecError> {
         problems: Vec::new(),
     };
     let spec = build(path, raw, &mut checker);
+    check_environment_sizes(&spec, &mut checker);
     if checker.problems.is_empty() {
         Ok(spec)
     } else {
@@ -171,6 +180,35 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Spec, SpecError> {
                 .map(|(_, problem)| problem)
                 .collect(),
         })
+    }
+}
+
+/// Each function's final environment (the controller's variables included,
+/// the secret's ARN at its longest) against Lambda's 4 KB.
+fn check_environment_sizes(spec: &Spec, checker: &mut Checker) {
+    use super::environment::{
+        ENVIRONMENT_LIMIT_BYTES, final_environment, json_size, longest_secret_arn, reads_secret,
+    };
+    for function in &spec.functions {
+        let secret_arn = reads_secret(spec, function)
+            .map(|secret| longest_secret_arn(&spec.deployment, secret))
+            .unwrap_or_default();
+        let environment = final_environment(spec, function, &secret_arn);
+        let size = json_size(&environment);
+        if size > ENVIRONMENT_LIMIT_BYTES {
+            let added: Vec<&str> = environment
+                .keys()
+                .map(String::as_str)
+                .filter(|name| !function.environment.contains_key(*name))
+                .collect();
+            checker.problem(
+                &["functions", &function.key, "environment"],
+                format!(
+                    "the environment takes {size} bytes as JSON, with the variables the controller adds ({}); Lambda allows {ENVIRONMENT_LIMIT_BYTES} in all",
+                    added.join(", ")
+                ),
+            );
+        }
     }
 }
 
@@ -318,11 +356,11 @@ fn build_api(
         " requests",
     );
     let cors_allow_origins = raw.cors_allow_origins.clone().unwrap_or_default();
-    for origin in &cors_allow_origins {
+    for (index, origin) in cors_allow_origins.iter().enumerate() {
         let ok = origin == "*" || origin.starts_with("https://") || origin.starts_with("http://");
         if !ok || origin.contains(char::is_whitespace) || origin.contains(',') {
             checker.problem(
-                &["api", "cors_allow_origins"],
+                &["api", "cors_allow_origins", &index.to_string()],
                 format!("{origin:?} is not an origin (\"*\" or a http(s):// URL)"),
             );
         }
@@ -774,29 +812,13 @@ fn build_function(
             ModelAccess::Read
         }
     };
-    let mut environment_bytes = 0;
-    for (variable, value) in &raw.environment {
-        let path = ["functions", key, "environment", variable.as_str()];
-        environment_bytes += variable.len() + value.len();
-        let well_formed = variable
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic())
-            && variable
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !well_formed {
-            checker.problem(&path, format!("{variable:?} is not a valid variable name (a letter, then letters, digits and '_')"));
-        } else if variable.starts_with("AWS_") || RESERVED_ENVIRONMENT.contains(&variable.as_str())
-        {
-            checker.problem(&path, format!("{variable:?} is reserved (AWS_* are Lambda's, MODEL_BUCKET and MODEL_PREFIX the controller's)"));
+    for variable in raw.environment.keys() {
+        if let Err(reason) = super::environment::check_name(variable) {
+            checker.key_problem(
+                &["functions", key, "environment", variable.as_str()],
+                reason,
+            );
         }
-    }
-    if environment_bytes > ENVIRONMENT_LIMIT_BYTES {
-        checker.problem(
-            &at("environment"),
-            format!("the environment takes {environment_bytes} bytes; Lambda allows {ENVIRONMENT_LIMIT_BYTES}"),
-        );
     }
     let logs = LogGroupSpec {
         name: format!("/aws/lambda/{name}"),
@@ -909,14 +931,14 @@ fn check_tag(checker: &mut Checker, key: &str, value: &str) {
     let path = ["tags", key];
     let allowed = |c: char| c.is_alphanumeric() || " _.:/=+-@".contains(c);
     if key.is_empty() || key.chars().count() > 128 || !key.chars().all(allowed) {
-        checker.problem(
+        checker.key_problem(
             &path,
             format!("{key:?} is not a valid tag key (1-128 letters, digits, spaces and _.:/=+-@)"),
         );
     } else if key.to_ascii_lowercase().starts_with("aws:") {
-        checker.problem(&path, "tag keys starting with \"aws:\" are reserved by AWS");
+        checker.key_problem(&path, "tag keys starting with \"aws:\" are reserved by AWS");
     } else if RESERVED_TAG_KEYS.contains(&key) {
-        checker.problem(
+        checker.key_problem(
             &path,
             format!("{key:?} is the controller's ownership tag and cannot be set"),
         );
