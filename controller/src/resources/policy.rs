@@ -72,15 +72,3 @@ pub fn function_policy(
     }
     json!({"Version": "2012-10-17", "Statement": statements})
 }
-
-/// Expires all but the `keep` most recent images of a repository.
-pub fn repository_lifecycle_policy(keep: u32) -> Value {
-    json!({
-        "rules": [{
-            "rulePriority": 1,
-            "description": format!("Keep the last {keep} images"),
-            "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": keep},
-            "action": {"type": "expire"}
-        }]
-    })
-}
