@@ -7,11 +7,13 @@
 //! - [`model`]: training, scoring, explanation and the versioned model file.
 //! - [`generator`]: a seeded synthetic organisation with labelled anomalies.
 //! - [`store`]: model storage in S3 (versioned key, then the `latest` pointer).
+//! - [`logging`]: the functions' log format (no colour codes in Lambda, JSON on request).
 
 pub mod event;
 pub mod features;
 pub mod forest;
 pub mod generator;
+pub mod logging;
 pub mod model;
 pub mod store;
 

@@ -8,6 +8,7 @@ pub mod serve;
 pub mod state;
 
 use anomaly::store::{ModelStore, s3_client};
+use cors::Cors;
 use routes::Limits;
 use state::{AppState, Source};
 use std::path::PathBuf;
@@ -26,6 +27,8 @@ pub struct Config {
     pub refresh: Duration,
     /// `MAX_BODY_BYTES` and `MAX_BATCH`.
     pub limits: Limits,
+    /// `CORS_ALLOW_ORIGINS`.
+    pub cors: Cors,
 }
 
 fn env_parse<T: std::str::FromStr>(name: &str) -> anyhow::Result<Option<T>> {
@@ -51,6 +54,7 @@ impl Config {
                 max_body_bytes: env_parse("MAX_BODY_BYTES")?.unwrap_or(d.max_body_bytes),
                 max_batch: env_parse("MAX_BATCH")?.unwrap_or(d.max_batch),
             },
+            cors: Cors::from_env(),
         })
     }
 
@@ -70,7 +74,7 @@ impl Config {
                 anyhow::bail!("set MODEL_BUCKET (models in S3) or MODEL_FILE (a local model file)")
             }
         };
-        let state = AppState::new(source, self.limits, self.refresh);
+        let state = AppState::new(source, self.limits, self.refresh).with_cors(self.cors.clone());
         state.reload().await;
         Ok(state)
     }

@@ -30,27 +30,10 @@ enum Command {
     Lambda,
 }
 
-/// The log filter: `RUST_LOG`, else `LOG_LEVEL` (e.g. `info`), else `info`.
-fn log_filter() -> tracing_subscriber::EnvFilter {
-    if let Ok(f) = tracing_subscriber::EnvFilter::try_from_default_env() {
-        return f;
-    }
-    match std::env::var("LOG_LEVEL") {
-        Ok(level) if !level.trim().is_empty() => {
-            tracing_subscriber::EnvFilter::try_new(level.trim()).unwrap_or_else(|_| "info".into())
-        }
-        _ => "info".into(),
-    }
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(log_filter())
-        .with_writer(std::io::stderr)
-        .without_time()
-        .init();
     let cli = Cli::parse();
+    anomaly::logging::init(matches!(cli.command, None | Some(Command::Lambda)));
     let mut config = Config::from_env()?;
     match cli.command {
         Some(Command::Serve {

@@ -4,6 +4,7 @@
 //! Bad input is always a 4xx JSON error `{"error": <kind>, "message": <text>}`; nothing
 //! here panics on input, and no input leads to a 500.
 
+use crate::cors::Cors;
 use anomaly::{Detection, Event, Model};
 use chrono::{SecondsFormat, Utc};
 use serde_json::{Value as Json, json};
@@ -65,17 +66,144 @@ impl Reply {
     }
 }
 
+/// Why no model is loaded, as the public answer says it.
+///
+/// Public answers never carry the detail (S3 errors, bucket names, keys,
+/// ARNs, file paths): only one of these reasons and its fixed message. The
+/// detail is in the function's log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unavailable {
+    /// The first load has not happened yet.
+    NotLoaded,
+    /// The store has no model yet (the pointer does not exist).
+    NotPublished,
+    /// The store could not be read (permissions, a missing bucket, the network...).
+    StoreUnavailable,
+    /// The published model could not be used (invalid, or another format version).
+    ModelInvalid,
+}
+
+impl Unavailable {
+    /// The `reason` field of the answer.
+    pub fn code(self) -> &'static str {
+        match self {
+            Unavailable::NotLoaded => "not_loaded",
+            Unavailable::NotPublished => "not_published",
+            Unavailable::StoreUnavailable => "store_unavailable",
+            Unavailable::ModelInvalid => "model_invalid",
+        }
+    }
+
+    /// The `message` field of the answer.
+    pub fn message(self) -> &'static str {
+        match self {
+            Unavailable::NotLoaded => "no model has been loaded yet",
+            Unavailable::NotPublished => {
+                "no model has been published yet; the training function publishes one when it has run"
+            }
+            Unavailable::StoreUnavailable => {
+                "the model store cannot be read at the moment; the details are in the function's log"
+            }
+            Unavailable::ModelInvalid => {
+                "the published model cannot be used by this build; the details are in the function's log"
+            }
+        }
+    }
+}
+
 /// What the router knows about the model: the loaded model, or why there is none.
 #[derive(Debug, Clone)]
 pub enum ModelView {
     /// A model is loaded.
     Ready(Arc<Model>),
-    /// No model is loaded, with the reason.
-    Unavailable(String),
+    /// No model is loaded, with the public reason.
+    Unavailable(Unavailable),
 }
 
 fn now() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// One HTTP request, as both front ends see it.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpRequest<'a> {
+    /// The method.
+    pub method: &'a str,
+    /// The path (without API Gateway's stage), possibly with a query string.
+    pub path: &'a str,
+    /// The `Content-Type` header.
+    pub content_type: Option<&'a str>,
+    /// The `Origin` header.
+    pub origin: Option<&'a str>,
+    /// The body.
+    pub body: &'a [u8],
+}
+
+/// One HTTP answer: status, headers (lower-case names) and body bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpAnswer {
+    /// HTTP status.
+    pub status: u16,
+    /// Headers, in order.
+    pub headers: Vec<(&'static str, String)>,
+    /// The body (JSON, or empty for a preflight).
+    pub body: Vec<u8>,
+}
+
+impl HttpAnswer {
+    /// The first value of a header.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn route_path(path: &str) -> &str {
+    let path = path.split('?').next().unwrap_or("");
+    if path.len() > 1 {
+        path.trim_end_matches('/')
+    } else {
+        path
+    }
+}
+
+/// Answers one request: the CORS preflight (`OPTIONS` on a route, when CORS
+/// is configured), else [`route`], with `Content-Type`, `Allow` and the CORS
+/// headers. The Lambda handler and `serve` both answer through this.
+pub fn answer(model: &ModelView, limits: &Limits, cors: &Cors, req: HttpRequest<'_>) -> HttpAnswer {
+    let path = route_path(req.path);
+    if req.method == "OPTIONS" && cors.enabled() && matches!(path, "/health" | "/detect") {
+        return HttpAnswer {
+            status: 204,
+            headers: cors.preflight_headers(path, req.origin),
+            body: Vec::new(),
+        };
+    }
+    let reply = route(
+        model,
+        limits,
+        req.method,
+        req.path,
+        req.content_type,
+        req.body,
+    );
+    let mut headers = vec![("content-type", "application/json".to_string())];
+    if let Some(allow) = reply.allow {
+        let allow = if cors.enabled() {
+            format!("{allow}, OPTIONS")
+        } else {
+            allow.to_string()
+        };
+        headers.push(("allow", allow));
+    }
+    headers.extend(cors.headers(req.origin));
+    HttpAnswer {
+        status: reply.status,
+        headers,
+        body: reply.body_bytes(),
+    }
 }
 
 /// Routes one request.
@@ -87,12 +215,7 @@ pub fn route(
     content_type: Option<&str>,
     body: &[u8],
 ) -> Reply {
-    let path = path.split('?').next().unwrap_or("");
-    let path = if path.len() > 1 {
-        path.trim_end_matches('/')
-    } else {
-        path
-    };
+    let path = route_path(path);
     match path {
         "/health" => match method {
             "GET" | "HEAD" => health(model),
@@ -138,7 +261,8 @@ fn health(model: &ModelView) -> Reply {
                 "service": SERVICE,
                 "timestamp": now(),
                 "error": "model_unavailable",
-                "message": reason,
+                "reason": reason.code(),
+                "message": reason.message(),
             }),
             allow: None,
         },
@@ -243,7 +367,9 @@ fn detect(model: &ModelView, limits: &Limits, content_type: Option<&str>, body: 
     let model = match model {
         ModelView::Ready(m) => m,
         ModelView::Unavailable(reason) => {
-            return Reply::error(503, "model_unavailable", reason.clone());
+            let mut reply = Reply::error(503, "model_unavailable", reason.message());
+            reply.body["reason"] = json!(reason.code());
+            return reply;
         }
     };
     match events {

@@ -4,10 +4,15 @@
 //! most once per refresh interval (a minute by default), on the request path, and a
 //! newer model replaces the current one without a restart. A failed check keeps the
 //! current model.
+//!
+//! A failure is logged with its detail (the S3 error, bucket, key, file path);
+//! the public answers only get an [`Unavailable`] reason. A 403 from S3 is a
+//! missing permission, logged as such, and never "no model yet".
 
-use crate::routes::{Limits, ModelView};
+use crate::cors::Cors;
+use crate::routes::{Limits, ModelView, Unavailable};
 use anomaly::Model;
-use anomaly::store::ModelStore;
+use anomaly::store::{ModelStore, StoreError};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -27,6 +32,8 @@ pub struct AppState {
     source: Source,
     /// Request limits.
     pub limits: Limits,
+    /// CORS configuration.
+    pub cors: Cors,
     refresh: Duration,
     view: RwLock<ModelView>,
     last_check: Mutex<Option<Instant>>,
@@ -38,10 +45,9 @@ impl AppState {
         AppState {
             source,
             limits,
+            cors: Cors::default(),
             refresh,
-            view: RwLock::new(ModelView::Unavailable(
-                "no model has been loaded yet".into(),
-            )),
+            view: RwLock::new(ModelView::Unavailable(Unavailable::NotLoaded)),
             last_check: Mutex::new(None),
         }
     }
@@ -68,12 +74,33 @@ impl AppState {
         }
     }
 
-    fn failed(&self, reason: String) {
-        tracing::warn!(%reason, "model check failed");
+    /// The same state with this CORS configuration.
+    pub fn with_cors(mut self, cors: Cors) -> AppState {
+        self.cors = cors;
+        self
+    }
+
+    fn failed(&self, reason: Unavailable, detail: String) {
+        match reason {
+            Unavailable::NotPublished | Unavailable::NotLoaded => {
+                tracing::warn!(reason = reason.code(), %detail, "no model to serve")
+            }
+            _ => tracing::error!(reason = reason.code(), %detail, "model check failed"),
+        }
         // Keep a loaded model; only record the reason when there is none.
         if self.current_version().is_none() {
             self.set(ModelView::Unavailable(reason));
         }
+    }
+
+    fn store_failed(&self, error: StoreError) {
+        let reason = match &error {
+            StoreError::Model { .. } | StoreError::Pointer { .. } => Unavailable::ModelInvalid,
+            StoreError::S3 { .. } | StoreError::AccessDenied { .. } => {
+                Unavailable::StoreUnavailable
+            }
+        };
+        self.failed(reason, error.to_string());
     }
 
     /// Checks the source when the refresh interval has passed since the last check.
@@ -107,15 +134,18 @@ impl AppState {
                             tracing::info!(version = %m.version, "model loaded");
                             self.set(ModelView::Ready(Arc::new(m)));
                         }
-                        Err(e) => self.failed(e.to_string()),
+                        Err(e) => self.store_failed(e),
                     }
                 }
-                Ok(None) => self.failed(format!(
-                    "no model has been published yet (s3://{}/{} does not exist)",
-                    store.bucket(),
-                    store.pointer_key()
-                )),
-                Err(e) => self.failed(e.to_string()),
+                Ok(None) => self.failed(
+                    Unavailable::NotPublished,
+                    format!(
+                        "no model has been published yet (s3://{}/{} does not exist)",
+                        store.bucket(),
+                        store.pointer_key()
+                    ),
+                ),
+                Err(e) => self.store_failed(e),
             },
             Source::File(path) => match std::fs::read(path) {
                 Ok(bytes) => match Model::from_json(&bytes) {
@@ -125,9 +155,15 @@ impl AppState {
                             self.set(ModelView::Ready(Arc::new(m)));
                         }
                     }
-                    Err(e) => self.failed(format!("model file {}: {e}", path.display())),
+                    Err(e) => self.failed(
+                        Unavailable::ModelInvalid,
+                        format!("model file {}: {e}", path.display()),
+                    ),
                 },
-                Err(e) => self.failed(format!("cannot read model file {}: {e}", path.display())),
+                Err(e) => self.failed(
+                    Unavailable::StoreUnavailable,
+                    format!("cannot read model file {}: {e}", path.display()),
+                ),
             },
         }
     }

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{http, small_model};
-use detection::routes::{Limits, ModelView, route};
+use detection::routes::{Limits, ModelView, Unavailable, route};
 use detection::state::{AppState, Source};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -415,11 +415,19 @@ async fn each_malformed_request_gets_its_4xx_over_a_socket() {
 
 #[test]
 fn without_a_model_health_and_detect_say_why() {
-    let view = ModelView::Unavailable("no model has been published yet".into());
+    let view = ModelView::Unavailable(Unavailable::NotPublished);
     let r = route(&view, &Limits::default(), "GET", "/health", None, b"");
     assert_eq!(r.status, 503);
     assert_eq!(r.body["status"], "unavailable");
-    assert_eq!(r.body["message"], "no model has been published yet");
+    assert_eq!(r.body["reason"], "not_published");
+    assert!(
+        r.body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("no model has been published yet"),
+        "{}",
+        r.body
+    );
     let r = route(
         &view,
         &Limits::default(),
@@ -430,6 +438,7 @@ fn without_a_model_health_and_detect_say_why() {
     );
     assert_eq!(r.status, 503);
     assert_eq!(r.body["error"], "model_unavailable");
+    assert_eq!(r.body["reason"], "not_published");
     // Bad input is still refused as such.
     let r = route(&view, &Limits::default(), "POST", "/detect", None, b"{");
     assert_eq!(r.status, 400);

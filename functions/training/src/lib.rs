@@ -79,17 +79,9 @@ impl PantherSettings {
     }
 }
 
-/// The log filter: `RUST_LOG`, else `LOG_LEVEL` (e.g. `info`), else `info`.
+/// The log filter (see [`anomaly::logging::filter`]).
 pub fn log_filter() -> tracing_subscriber::EnvFilter {
-    if let Ok(f) = tracing_subscriber::EnvFilter::try_from_default_env() {
-        return f;
-    }
-    match std::env::var("LOG_LEVEL") {
-        Ok(level) if !level.trim().is_empty() => {
-            tracing_subscriber::EnvFilter::try_new(level.trim()).unwrap_or_else(|_| "info".into())
-        }
-        _ => "info".into(),
-    }
+    anomaly::logging::filter()
 }
 
 /// Parses an environment variable when set.
@@ -310,7 +302,7 @@ pub fn write_file_atomically(path: &std::path::Path, bytes: &[u8]) -> anyhow::Re
 
 /// The Lambda event: the schedule's event, optionally with overrides at the top level
 /// or under `detail`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct Overrides {
     /// Source override (`file:`, `s3://`, `panther`). Not `source`, which a scheduled
     /// event already uses for `aws.events`.
@@ -320,16 +312,98 @@ pub struct Overrides {
 }
 
 impl Overrides {
-    /// Reads overrides from a Lambda event (a scheduled event has none).
-    pub fn from_event(v: &serde_json::Value) -> Overrides {
-        let pick = |v: &serde_json::Value| {
-            serde_json::from_value::<Overrides>(v.clone()).unwrap_or_default()
+    /// Reads overrides from a Lambda event (a scheduled event has none). An override
+    /// of the wrong type is refused, never silently ignored.
+    pub fn from_event(v: &serde_json::Value) -> Result<Overrides, String> {
+        if !v.is_object() {
+            return Err(format!(
+                "the event must be a JSON object (an EventBridge event), got {v}"
+            ));
+        }
+        let pick = |v: &serde_json::Value, at: &str| -> Result<Overrides, String> {
+            let source = match v.get("training_source") {
+                None | Some(serde_json::Value::Null) => None,
+                Some(serde_json::Value::String(s)) => Some(s.clone()),
+                Some(other) => {
+                    return Err(format!("{at}training_source must be a string, got {other}"));
+                }
+            };
+            let min = match v.get("min_events") {
+                None | Some(serde_json::Value::Null) => None,
+                Some(n) => Some(
+                    n.as_u64()
+                        .and_then(|n| usize::try_from(n).ok())
+                        .ok_or_else(|| {
+                            format!("{at}min_events must be a non-negative integer, got {n}")
+                        })?,
+                ),
+            };
+            Ok(Overrides {
+                training_source: source,
+                min_events: min,
+            })
         };
-        let top = pick(v);
-        let detail = v.get("detail").map(pick).unwrap_or_default();
-        Overrides {
+        let top = pick(v, "")?;
+        let detail = match v.get("detail") {
+            Some(d) if d.is_object() => pick(d, "detail.")?,
+            _ => Overrides::default(),
+        };
+        Ok(Overrides {
             training_source: top.training_source.or(detail.training_source),
             min_events: top.min_events.or(detail.min_events),
+        })
+    }
+}
+
+/// An error reported to Lambda, with a readable `errorType`.
+#[derive(Debug, thiserror::Error)]
+pub enum LambdaError {
+    /// The event's overrides are malformed.
+    #[error("{0}")]
+    InvalidEvent(String),
+    /// The function's environment is incomplete or wrong.
+    #[error("{0}")]
+    InvalidConfiguration(String),
+    /// S3 refused the model store (a missing permission of the role).
+    #[error("{0:#}")]
+    ModelStoreAccessDenied(anyhow::Error),
+    /// Training or publishing failed.
+    #[error("{0:#}")]
+    TrainingFailed(anyhow::Error),
+}
+
+impl LambdaError {
+    /// The `errorType` Lambda reports.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            LambdaError::InvalidEvent(_) => "InvalidEvent",
+            LambdaError::InvalidConfiguration(_) => "InvalidConfiguration",
+            LambdaError::ModelStoreAccessDenied(_) => "ModelStoreAccessDenied",
+            LambdaError::TrainingFailed(_) => "TrainingFailed",
+        }
+    }
+
+    /// A failed run, classified: a refused model store is `ModelStoreAccessDenied`.
+    pub fn from_run(error: anyhow::Error) -> LambdaError {
+        let denied = error.chain().any(|cause| {
+            matches!(
+                cause.downcast_ref::<anomaly::store::StoreError>(),
+                Some(anomaly::store::StoreError::AccessDenied { .. })
+            )
+        });
+        if denied {
+            LambdaError::ModelStoreAccessDenied(error)
+        } else {
+            LambdaError::TrainingFailed(error)
+        }
+    }
+}
+
+impl From<LambdaError> for lambda_runtime::Diagnostic {
+    fn from(error: LambdaError) -> lambda_runtime::Diagnostic {
+        lambda_runtime::Diagnostic {
+            error_type: error.error_type().to_string(),
+            error_message: error.to_string(),
         }
     }
 }
@@ -350,14 +424,55 @@ mod tests {
     #[test]
     fn scheduled_event_overrides() {
         let scheduled = json!({"version": "0", "detail-type": "Scheduled Event", "source": "aws.events", "detail": {}});
-        let o = Overrides::from_event(&scheduled);
+        let o = Overrides::from_event(&scheduled).unwrap();
         assert_eq!((o.training_source, o.min_events), (None, None));
         let o = Overrides::from_event(
             &json!({"detail": {"training_source": "panther", "min_events": 5}}),
-        );
+        )
+        .unwrap();
         assert_eq!(
             (o.training_source.as_deref(), o.min_events),
             (Some("panther"), Some(5))
         );
+        let o =
+            Overrides::from_event(&json!({"min_events": 7, "detail": {"min_events": 5}})).unwrap();
+        assert_eq!(o.min_events, Some(7), "the top level wins");
+    }
+
+    #[test]
+    fn malformed_overrides_are_refused() {
+        for event in [
+            json!({"detail": {"min_events": "many"}}),
+            json!({"min_events": -1}),
+            json!({"detail": {"training_source": 3}}),
+            json!("not an object"),
+        ] {
+            let error = Overrides::from_event(&event).unwrap_err();
+            assert!(!error.is_empty(), "{event}");
+        }
+    }
+
+    #[test]
+    fn error_types_are_names() {
+        let denied = anyhow::Error::new(anomaly::store::StoreError::AccessDenied {
+            operation: "GetObject",
+            bucket: "b".into(),
+            key: "k".into(),
+            needs: anomaly::store::READ_PERMISSIONS,
+            message: "AccessDenied".into(),
+        })
+        .context("reading the pointer");
+        let d: lambda_runtime::Diagnostic = LambdaError::from_run(denied).into();
+        assert_eq!(d.error_type, "ModelStoreAccessDenied");
+        assert!(
+            d.error_message.contains("s3:ListBucket"),
+            "{}",
+            d.error_message
+        );
+        let d: lambda_runtime::Diagnostic =
+            LambdaError::from_run(anyhow::anyhow!("too few events")).into();
+        assert_eq!(d.error_type, "TrainingFailed");
+        let d: lambda_runtime::Diagnostic = LambdaError::InvalidEvent("x".into()).into();
+        assert_eq!(d.error_type, "InvalidEvent");
     }
 }

@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 use std::io::Write;
 use std::path::PathBuf;
 use training::sources::Source;
-use training::{Job, Outcome, Overrides, PantherSettings, env_parse};
+use training::{Job, LambdaError, Outcome, Overrides, PantherSettings, env_parse};
 
 #[derive(Parser)]
 #[command(about = "Trains the anomaly model and publishes it")]
@@ -72,12 +72,9 @@ fn print(outcome: &Outcome) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(training::log_filter())
-        .with_writer(std::io::stderr)
-        .without_time()
-        .init();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    anomaly::logging::init(matches!(cli.command, None | Some(Command::Lambda)));
+    match cli.command {
         Some(Command::Train {
             source,
             bucket,
@@ -131,42 +128,52 @@ async fn main() -> anyhow::Result<()> {
 
 async fn lambda_handler(
     event: lambda_runtime::LambdaEvent<serde_json::Value>,
-) -> Result<Outcome, lambda_runtime::Error> {
-    lambda_train(&event.payload)
-        .await
-        .map_err(|e| lambda_runtime::Error::from(format!("{e:#}")))
+) -> Result<Outcome, LambdaError> {
+    lambda_train(&event.payload).await.inspect_err(|error| {
+        tracing::error!(error_type = error.error_type(), error = %error, "training run failed")
+    })
+}
+
+fn config_error(e: impl std::fmt::Display) -> LambdaError {
+    LambdaError::InvalidConfiguration(e.to_string())
 }
 
 /// One scheduled run: configuration from the environment, overrides from the event.
-async fn lambda_train(payload: &serde_json::Value) -> anyhow::Result<Outcome> {
-    let o = Overrides::from_event(payload);
-    let source: Source = match o
-        .training_source
-        .or_else(|| std::env::var("TRAINING_SOURCE").ok())
-    {
-        Some(s) => s.parse().map_err(|e: String| anyhow::anyhow!(e))?,
-        None => Source::Panther,
+async fn lambda_train(payload: &serde_json::Value) -> Result<Outcome, LambdaError> {
+    let o = Overrides::from_event(payload).map_err(LambdaError::InvalidEvent)?;
+    let source: Source = match o.training_source {
+        Some(s) => s.parse().map_err(LambdaError::InvalidEvent)?,
+        None => match std::env::var("TRAINING_SOURCE") {
+            Ok(s) => s
+                .parse()
+                .map_err(|e: String| config_error(format!("TRAINING_SOURCE: {e}")))?,
+            Err(_) => Source::Panther,
+        },
     };
     let min_events = match o.min_events {
         Some(n) => n,
-        None => match env_parse("MIN_EVENTS")? {
+        None => match env_parse("MIN_EVENTS").map_err(config_error)? {
             Some(n) => n,
-            None => env_parse("MIN_TRAINING_EVENTS")?.unwrap_or(1000),
+            None => env_parse("MIN_TRAINING_EVENTS")
+                .map_err(config_error)?
+                .unwrap_or(1000),
         },
     };
     let job = Job {
         source,
         bucket: Some(
             std::env::var("MODEL_BUCKET")
-                .map_err(|_| anyhow::anyhow!("MODEL_BUCKET is not set"))?,
+                .ok()
+                .filter(|b| !b.is_empty())
+                .ok_or_else(|| config_error("MODEL_BUCKET is not set"))?,
         ),
         prefix: std::env::var("MODEL_PREFIX").unwrap_or_else(|_| "models/".into()),
         min_events,
         out: None,
         params: TrainParams::default(),
-        panther: PantherSettings::from_env()?,
+        panther: PantherSettings::from_env().map_err(config_error)?,
     };
-    let outcome = training::run(&job).await?;
+    let outcome = training::run(&job).await.map_err(LambdaError::from_run)?;
     tracing::info!(status = %outcome.status, message = %outcome.message, "training finished");
     Ok(outcome)
 }

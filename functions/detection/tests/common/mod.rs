@@ -20,6 +20,27 @@ pub fn small_model(seed: u64) -> Model {
     Model::train(&events, TrainParams::default()).unwrap()
 }
 
+/// Asserts that a public answer leaks nothing of the model store: not the
+/// bucket, not the key, no ARN, no S3 error code.
+pub fn assert_no_internals(body: &str, bucket: &str) {
+    for secret in [
+        bucket,
+        "latest.json",
+        "models/",
+        "arn:",
+        "s3://",
+        "AccessDenied",
+        "NoSuchBucket",
+        "NoSuchKey",
+        "s3:ListBucket",
+    ] {
+        assert!(
+            !body.contains(secret),
+            "the public answer shows {secret:?}: {body}"
+        );
+    }
+}
+
 /// An HTTP answer.
 #[derive(Debug)]
 pub struct Answer {
@@ -128,10 +149,20 @@ impl Drop for Proc {
 
 /// Starts `detection serve --port 0` with `envs` and returns it with its address.
 pub fn spawn_serve(envs: &[(&str, &str)]) -> (Proc, String) {
+    spawn_serve_with(envs, Stdio::inherit())
+}
+
+/// As [`spawn_serve`], with the logs (stderr) written to `log`.
+pub fn spawn_serve_logged(envs: &[(&str, &str)], log: &std::path::Path) -> (Proc, String) {
+    let file = std::fs::File::create(log).expect("a log file");
+    spawn_serve_with(envs, Stdio::from(file))
+}
+
+fn spawn_serve_with(envs: &[(&str, &str)], stderr: Stdio) -> (Proc, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_detection"));
     cmd.args(["serve", "--port", "0"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .stdin(Stdio::null());
     for (k, v) in envs {
         cmd.env(k, v);
