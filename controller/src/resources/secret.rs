@@ -1,9 +1,15 @@
 //! The Panther API token in Secrets Manager. The value comes from an
 //! environment variable at apply time and is never printed, logged or put
-//! in a plan: drift in the value is found by comparing SHA-256 digests.
+//! in a plan: drift in the value is found by comparing HMAC-SHA256 digests
+//! (RFC 2104) keyed by 32 random bytes drawn once per process and held only
+//! in its memory. A plain hash of the token in a plan or a log could be
+//! checked offline against guessed tokens; these digests cannot, and they
+//! differ from one run of the controller to the next (within one run, equal
+//! values have equal digests, which is all a comparison needs).
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::OnceLock;
 
 use aws_sdk_secretsmanager::types::Tag;
 use serde_json::json;
@@ -14,7 +20,7 @@ use crate::field::{FieldDiff, Fields};
 use crate::ownership::{comparable_tags, ownership_of};
 use crate::spec::SecretSpec;
 
-/// A secret value: compared and sent, never shown.
+/// A secret value: compared and sent, never shown (its `Debug` hides it).
 #[derive(Clone, PartialEq, Eq)]
 pub struct SecretValue(String);
 
@@ -23,7 +29,7 @@ impl SecretValue {
         SecretValue(value)
     }
 
-    /// What plans show instead of the value: a short digest.
+    /// What plans show instead of the value: a short keyed digest.
     pub fn digest(&self) -> String {
         digest_of(&self.0)
     }
@@ -35,9 +41,37 @@ impl fmt::Debug for SecretValue {
     }
 }
 
+/// The key of this process's digests: random, never written anywhere.
+fn process_key() -> &'static [u8; 32] {
+    static KEY: OnceLock<[u8; 32]> = OnceLock::new();
+    KEY.get_or_init(rand::random)
+}
+
+/// HMAC-SHA256 (RFC 2104; SHA-256's block is 64 bytes).
+fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    const BLOCK: usize = 64;
+    let mut block = [0u8; BLOCK];
+    if key.len() > BLOCK {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let inner_pad: Vec<u8> = block.iter().map(|byte| byte ^ 0x36).collect();
+    let outer_pad: Vec<u8> = block.iter().map(|byte| byte ^ 0x5c).collect();
+    let inner = Sha256::new()
+        .chain_update(&inner_pad)
+        .chain_update(message)
+        .finalize();
+    Sha256::new()
+        .chain_update(&outer_pad)
+        .chain_update(inner)
+        .finalize()
+        .into()
+}
+
 fn digest_of(value: &str) -> String {
-    let hash = Sha256::digest(value.as_bytes());
-    format!("sha256:{}", &hex::encode(hash)[..16])
+    let mac = hmac_sha256(process_key(), value.as_bytes());
+    format!("hmac-sha256:{}", &hex::encode(mac)[..16])
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -252,6 +286,78 @@ impl Desired {
                 Ok(None)
             }
             Err(error) => Err(aws_error("DescribeSecret")(error)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hmac_matches_rfc_4231() {
+        // RFC 4231, test cases 1, 2 and 6 (a key longer than the block).
+        let cases: [(&[u8], &[u8], &str); 3] = [
+            (
+                &[0x0b; 20],
+                b"Hi There",
+                "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7",
+            ),
+            (
+                b"Jefe",
+                b"what do ya want for nothing?",
+                "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
+            ),
+            (
+                &[0xaa; 131],
+                b"Test Using Larger Than Block-Size Key - Hash Key First",
+                "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54",
+            ),
+        ];
+        for (key, message, expected) in cases {
+            assert_eq!(hex::encode(hmac_sha256(key, message)), expected);
+        }
+    }
+
+    #[test]
+    fn digests_compare_values_without_revealing_them() {
+        let token = "pnthr-example-token-0123456789";
+        let value = SecretValue::new(token.to_string());
+        let digest = value.digest();
+        assert!(digest.starts_with("hmac-sha256:"), "{digest}");
+        assert_eq!(digest, SecretValue::new(token.to_string()).digest());
+        assert_ne!(digest, SecretValue::new(format!("{token}x")).digest());
+        let plain = hex::encode(Sha256::digest(token.as_bytes()));
+        assert!(!digest.contains(&plain[..8]), "{digest} holds a plain hash");
+        assert!(!digest.contains(token));
+    }
+
+    #[test]
+    fn debug_never_shows_the_value() {
+        let token = "pnthr-example-token-0123456789";
+        let desired = Desired {
+            spec: SecretSpec {
+                name: "d/panther-api-token".into(),
+                description: String::new(),
+                value_from_env: "PANTHER_API_TOKEN".into(),
+                function: "training".into(),
+                adopt: false,
+            },
+            tags: BTreeMap::new(),
+            value: Some(SecretValue::new(token.to_string())),
+        };
+        let refs = crate::desired::Refs {
+            secret_value: desired.value.clone(),
+            ..Default::default()
+        };
+        for shown in [
+            format!("{desired:?}"),
+            format!("{desired:#?}"),
+            format!("{refs:?}"),
+            format!("{:?}", desired.fields()),
+        ] {
+            assert!(!shown.contains(token), "{shown}");
+            assert!(!shown.contains("pnthr"), "{shown}");
         }
     }
 }
