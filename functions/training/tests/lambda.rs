@@ -1,153 +1,194 @@
-//! The training binary as a Lambda function: a local Lambda Runtime API hands it
-//! EventBridge scheduled events; it trains from the configured source and publishes to
-//! S3 (moto), or keeps the current model when too few events were read.
+//! The training binary as a Lambda function under AWS's Lambda Runtime Interface
+//! Emulator: a recorded EventBridge scheduled event (`tests/fixtures/`) trains from the
+//! configured source and publishes to S3 (moto), or keeps the current model when too
+//! few events were read. Failures reach Lambda with named error types, and the logs
+//! carry no ANSI colour codes.
 
 use anomaly::generator::Generator;
 use anomaly::store::{ModelStore, s3_client};
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
 use serde_json::{Value, json};
-use std::collections::{HashMap, VecDeque};
 use std::io::Write;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use test_harness::{
+    FaultProxy, FaultRates, LambdaEmulator, LocalAws, RequestMatch, ScriptedResponse,
+};
 
-#[derive(Default)]
-struct Runtime {
-    queue: VecDeque<(String, Value)>,
-    responses: HashMap<String, Value>,
-    errors: Vec<String>,
-}
-
-type Shared = Arc<Mutex<Runtime>>;
-
-async fn next(State(rt): State<Shared>) -> axum::response::Response {
-    loop {
-        let item = rt.lock().unwrap().queue.pop_front();
-        if let Some((id, event)) = item {
-            let deadline = (std::time::SystemTime::now() + Duration::from_secs(300))
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_millis();
-            let mut h = HeaderMap::new();
-            h.insert("lambda-runtime-aws-request-id", id.parse().unwrap());
-            h.insert(
-                "lambda-runtime-deadline-ms",
-                deadline.to_string().parse().unwrap(),
-            );
-            h.insert(
-                "lambda-runtime-invoked-function-arn",
-                "arn:aws:lambda:us-east-1:123456789012:function:training"
-                    .parse()
-                    .unwrap(),
-            );
-            return (StatusCode::OK, h, event.to_string()).into_response();
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-async fn response(State(rt): State<Shared>, Path(id): Path<String>, body: String) -> StatusCode {
-    rt.lock().unwrap().responses.insert(
-        id,
-        serde_json::from_str(&body).unwrap_or(json!({"raw": body})),
+fn scheduled_event() -> Value {
+    let path = format!(
+        "{}/tests/fixtures/scheduled_event.json",
+        env!("CARGO_MANIFEST_DIR")
     );
-    StatusCode::ACCEPTED
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-async fn error(State(rt): State<Shared>, body: String) -> StatusCode {
-    rt.lock().unwrap().errors.push(body);
-    StatusCode::ACCEPTED
+fn with_detail(detail: Value) -> Value {
+    let mut event = scheduled_event();
+    event["detail"] = detail;
+    event
 }
 
-fn scheduled(detail: Value) -> Value {
-    json!({"version": "0", "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa", "detail-type": "Scheduled Event",
-           "source": "aws.events", "account": "123456789012", "time": "2024-06-27T03:00:00Z", "region": "us-east-1",
-           "resources": ["arn:aws:events:us-east-1:123456789012:rule/anomaly-training"], "detail": detail})
+fn aws_env(endpoint: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL", endpoint.to_string()),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+    ]
 }
 
-#[tokio::test]
-async fn scheduled_events_train_and_respect_the_minimum() {
-    let aws = test_harness::LocalAws::start().await;
-    let conf = aws.sdk_config().await;
-    let s3 = s3_client(&conf);
-    s3.create_bucket().bucket("models").send().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("events.jsonl");
+/// 2,000 events of the simulated organisation as JSON Lines.
+fn events_file(dir: &std::path::Path) -> String {
+    let data = dir.join("events.jsonl");
     let mut f = std::fs::File::create(&data).unwrap();
     for r in Generator::new(31).normal_events(2000) {
         writeln!(f, "{r}").unwrap();
     }
+    format!("file:{}", data.display())
+}
 
-    let rt: Shared = Arc::default();
-    rt.lock()
-        .unwrap()
-        .queue
-        .push_back(("run-1".into(), scheduled(json!({}))));
-    rt.lock()
-        .unwrap()
-        .queue
-        .push_back(("run-2".into(), scheduled(json!({"min_events": 5000}))));
-    let app = axum::Router::new()
-        .route(
-            "/2018-06-01/runtime/invocation/next",
-            axum::routing::get(next),
-        )
-        .route(
-            "/2018-06-01/runtime/invocation/{id}/response",
-            axum::routing::post(response),
-        )
-        .route(
-            "/2018-06-01/runtime/invocation/{id}/error",
-            axum::routing::post(error),
-        )
-        .route("/2018-06-01/runtime/init/error", axum::routing::post(error))
-        .with_state(rt.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+fn assert_plain_logs(output: &str) {
+    assert!(
+        !output.contains("\x1b["),
+        "ANSI codes in the logs:\n{output}"
+    );
+}
 
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_training"))
-        .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
-        .env("AWS_LAMBDA_FUNCTION_NAME", "training")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
-        .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
-        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/training")
+#[tokio::test]
+async fn scheduled_events_train_and_respect_the_minimum() {
+    let aws = LocalAws::start().await;
+    let s3 = s3_client(&aws.sdk_config().await);
+    s3.create_bucket().bucket("models").send().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let emulator = LambdaEmulator::binary(env!("CARGO_BIN_EXE_training"))
+        .envs(aws_env(aws.endpoint_url()))
         .env("MODEL_BUCKET", "models")
-        .env("TRAINING_SOURCE", format!("file:{}", data.display()))
+        .env("TRAINING_SOURCE", events_file(dir.path()))
         .env("MIN_EVENTS", "1000")
-        .env("AWS_ENDPOINT_URL", aws.endpoint_url())
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .stdin(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    let done = || {
-        let r = rt.lock().unwrap();
-        r.responses.len() + r.errors.len() >= 2
-    };
-    while !done() && start.elapsed() < Duration::from_secs(60) {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    let (errors, responses) = {
-        let r = rt.lock().unwrap();
-        (r.errors.clone(), r.responses.clone())
-    };
-    assert!(errors.is_empty(), "{errors:?}");
-    let first = &responses["run-1"];
+        .start()
+        .await;
+
+    let (status, first) = emulator.invoke(&scheduled_event()).await;
+    assert_eq!(status, 200, "{first}");
     assert_eq!(first["status"], "promoted", "{first}");
     assert_eq!(first["events"], 2000);
-    let second = &responses["run-2"];
+
+    let (_, second) = emulator
+        .invoke(&with_detail(json!({"min_events": 5000})))
+        .await;
     assert_eq!(second["status"], "not_promoted", "{second}");
     assert_eq!(second["previous_version"], first["version"]);
     let store = ModelStore::new(s3, "models", "models/");
     let pointer = store.latest_pointer().await.unwrap().unwrap();
     assert_eq!(json!(pointer.version), first["version"]);
+
+    // A malformed override is refused by name, not silently ignored.
+    let (status, refused) = emulator
+        .invoke(&with_detail(json!({"min_events": "many"})))
+        .await;
+    assert_eq!(status, 200, "{refused}");
+    assert_eq!(refused["errorType"], "InvalidEvent", "{refused}");
+    assert!(
+        refused["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("min_events must be a non-negative integer"),
+        "{refused}"
+    );
+
+    let output = emulator.output();
+    assert!(output.contains("training finished"), "{output}");
+    assert!(output.contains("InvalidEvent"), "{output}");
+    assert_plain_logs(&output);
+}
+
+/// S3's answer to a refused request (S3 API reference, "Error responses"): what a
+/// role without `s3:ListBucket` gets for a missing pointer.
+const ACCESS_DENIED: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<Error><Code>AccessDenied</Code><Message>Access Denied</Message><RequestId>4442587FB7D0A2F9</RequestId><HostId>Uuag1LuByRx9e6j5Onimru9pO4ZVKnJ2Qz7/C1NPcfTWAtRPfTaOFg==</HostId></Error>"#;
+
+#[tokio::test]
+async fn failures_reach_lambda_with_named_error_types() {
+    let aws = LocalAws::start().await;
+    let s3 = s3_client(&aws.sdk_config().await);
+    s3.create_bucket().bucket("models").send().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let source = events_file(dir.path());
+
+    // A 403 on the pointer (a role without s3:ListBucket, the pointer missing):
+    // a permission error naming the permission, never "no model yet".
+    let upstream = aws
+        .endpoint_url()
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap();
+    let proxy = FaultProxy::start(upstream, FaultRates::default()).await;
+    proxy.script(
+        RequestMatch {
+            method: Some("GET".into()),
+            path_prefix: Some("/models/models/latest.json".into()),
+            ..RequestMatch::default()
+        },
+        ScriptedResponse::new(
+            403,
+            vec![("Content-Type".into(), "application/xml".into())],
+            ACCESS_DENIED,
+        ),
+        1000,
+    );
+    let forbidden = LambdaEmulator::binary(env!("CARGO_BIN_EXE_training"))
+        .envs(aws_env(&proxy.endpoint_url()))
+        .env("MODEL_BUCKET", "models")
+        .env("TRAINING_SOURCE", &source)
+        .env("MIN_EVENTS", "1000")
+        .start()
+        .await;
+    let (status, answer) = forbidden.invoke(&scheduled_event()).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["errorType"], "ModelStoreAccessDenied", "{answer}");
+    let message = answer["errorMessage"].as_str().unwrap();
+    assert!(message.contains("s3:ListBucket"), "{message}");
+    assert!(message.contains("s3:GetObject"), "{message}");
+    let output = forbidden.output();
+    assert!(
+        output.contains("s3:ListBucket"),
+        "the log names it:\n{output}"
+    );
+    assert_plain_logs(&output);
+    // Nothing was published over the refused store.
+    let listed = s3.list_objects_v2().bucket("models").send().await.unwrap();
+    assert_eq!(listed.key_count(), Some(0), "{listed:?}");
+
+    // A missing bucket: the run fails as a training failure naming the bucket.
+    let missing = LambdaEmulator::binary(env!("CARGO_BIN_EXE_training"))
+        .envs(aws_env(aws.endpoint_url()))
+        .env("MODEL_BUCKET", "no-such-model-bucket")
+        .env("TRAINING_SOURCE", &source)
+        .start()
+        .await;
+    let (_, answer) = missing.invoke(&scheduled_event()).await;
+    assert_eq!(answer["errorType"], "TrainingFailed", "{answer}");
+    assert!(
+        answer["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("no-such-model-bucket"),
+        "{answer}"
+    );
+
+    // No bucket configured: a configuration error, before any S3 call.
+    let unconfigured = LambdaEmulator::binary(env!("CARGO_BIN_EXE_training"))
+        .envs(aws_env(aws.endpoint_url()))
+        .env("TRAINING_SOURCE", &source)
+        .start()
+        .await;
+    let (_, answer) = unconfigured.invoke(&scheduled_event()).await;
+    assert_eq!(answer["errorType"], "InvalidConfiguration", "{answer}");
+    assert!(
+        answer["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("MODEL_BUCKET"),
+        "{answer}"
+    );
+    assert_plain_logs(&unconfigured.output());
 }
