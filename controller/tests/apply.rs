@@ -8,11 +8,10 @@ use common::*;
 use controller::field::diff_fields;
 use controller::plan::Action;
 use serde_json::Value;
-use test_harness::LocalAws;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_from_empty_creates_everything_as_desired() {
-    let aws = LocalAws::start().await;
+    let aws = common::account().await;
     let controller = local_controller(&aws).await;
     let outcome = controller.apply().await.expect("apply converges");
     assert_eq!(outcome.plan.count(Action::Create), 16);
@@ -112,7 +111,7 @@ async fn apply_from_empty_creates_everything_as_desired() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn second_apply_makes_no_mutating_call_and_diff_exits_zero() {
-    let aws = LocalAws::start().await;
+    let aws = common::account().await;
     local_controller(&aws)
         .await
         .apply()
@@ -162,7 +161,7 @@ fn field_diff<'a>(plan: &'a Value, name: &str, field: &str) -> Option<&'a Value>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn out_of_band_changes_are_reported_field_by_field_and_repaired() {
-    let aws = LocalAws::start().await;
+    let aws = common::account().await;
     local_controller(&aws)
         .await
         .apply()
@@ -397,7 +396,7 @@ async fn out_of_band_changes_are_reported_field_by_field_and_repaired() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_role_path_replaces_the_role_and_repoints_the_function() {
-    let aws = LocalAws::start().await;
+    let aws = common::account().await;
     local_controller(&aws)
         .await
         .apply()
@@ -434,7 +433,7 @@ async fn a_changed_role_path_replaces_the_role_and_repoints_the_function() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unowned_resource_is_refused_unless_adopted() {
-    let aws = LocalAws::start().await;
+    let aws = common::account().await;
     let sdk = sdk(&aws).await;
     sdk.logs
         .create_log_group()
@@ -478,7 +477,7 @@ async fn an_unowned_resource_is_refused_unless_adopted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_account_guard_refuses_another_account_before_any_change() {
-    let aws = LocalAws::start().await;
+    let aws = common::account().await;
     let text = local_config(aws.endpoint_url()).replace(
         "[deployment]\n",
         "[deployment]\naccount_id = \"999999999999\"\n",
@@ -517,7 +516,7 @@ fn local_config_with_builds(endpoint: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_image_resolution_the_image_is_left_to_apply_and_the_rest_is_managed() {
-    let aws = LocalAws::start().await;
+    let aws = common::account().await;
     local_controller(&aws).await.apply().await.expect("apply");
     // What the daemon works with: the file as written, images not resolved.
     let text = local_config_with_builds(aws.endpoint_url());

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::Value;
-use test_harness::{FaultProxy, FaultRates, LocalAws, RequestMatch, ScriptedResponse};
+use test_harness::{FaultProxy, FaultRates, RequestMatch, ScriptedResponse};
 
 const DETECTION_LOGS: &str = "log_group /aws/lambda/anomaly-local-detection";
 
@@ -207,7 +207,7 @@ fn is_drift(line: &Value, resource: &str, field: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn report_mode_notices_drift_within_an_interval_and_enforce_mode_repairs_it() {
-    let aws = LocalAws::start().await;
+    let aws = common::account().await;
     local_controller(&aws).await.apply().await.unwrap();
     let sdk = sdk(&aws).await;
     let config = write_config(&local_config(aws.endpoint_url()));
@@ -309,7 +309,7 @@ async fn status_of_lease(sdk: &Sdk) -> Option<controller::lease::Current> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn config_edits_are_picked_up_and_a_broken_edit_is_reported_and_ignored() {
-    let aws = LocalAws::start().await;
+    let aws = common::account().await;
     local_controller(&aws).await.apply().await.unwrap();
     let text = local_config(aws.endpoint_url());
     let config = write_config(&text);
@@ -403,7 +403,7 @@ async fn config_edits_are_picked_up_and_a_broken_edit_is_reported_and_ignored() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_a_reconcile_finishes_it_exits_zero_and_the_next_run_converges() {
-    let aws = LocalAws::start().await;
+    let aws = common::account().await;
     // Lambda refuses the new role for a while: the first reconcile lasts.
     let proxy = FaultProxy::start(aws.addr(), FaultRates::default()).await;
     proxy.script(
@@ -451,7 +451,7 @@ async fn sigterm_during_a_reconcile_finishes_it_exits_zero_and_the_next_run_conv
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_parse_as_prometheus_text() {
-    let aws = LocalAws::start().await;
+    let aws = common::account().await;
     // Nothing exists yet: report mode sees every resource drifted, and a
     // broken edit adds an error sample.
     let text = local_config(aws.endpoint_url());

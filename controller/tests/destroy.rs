@@ -7,7 +7,6 @@ mod common;
 use aws_sdk_s3::primitives::ByteStream;
 use common::*;
 use controller::reconcile::BucketOnDestroy;
-use test_harness::LocalAws;
 
 const BUCKET: &str = "anomaly-local-models";
 
@@ -24,7 +23,7 @@ async fn put_model(sdk: &Sdk, body: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn destroy_keeps_the_bucket_and_its_models_by_default() {
-    let aws = LocalAws::start().await;
+    let aws = common::account().await;
     local_controller(&aws).await.apply().await.expect("apply");
     let sdk = sdk(&aws).await;
     put_model(&sdk, "model v1").await;
@@ -67,7 +66,7 @@ async fn destroy_keeps_the_bucket_and_its_models_by_default() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_bucket_removes_every_version_then_the_bucket() {
-    let aws = LocalAws::start().await;
+    let aws = common::account().await;
     local_controller(&aws).await.apply().await.expect("apply");
     let sdk = sdk(&aws).await;
     put_model(&sdk, "model v1").await;
@@ -107,7 +106,7 @@ async fn delete_bucket_removes_every_version_then_the_bucket() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_foreign_bucket_of_the_same_name_is_left_untouched() {
-    let aws = LocalAws::start().await;
+    let aws = common::account().await;
     let sdk = sdk(&aws).await;
     sdk.s3.create_bucket().bucket(BUCKET).send().await.unwrap();
     put_model(&sdk, "someone else's").await;
@@ -142,7 +141,7 @@ async fn a_foreign_bucket_of_the_same_name_is_left_untouched() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn destroy_without_a_terminal_and_without_yes_refuses() {
-    let aws = LocalAws::start().await;
+    let aws = common::account().await;
     local_controller(&aws).await.apply().await.expect("apply");
     let config = write_config(&local_config(aws.endpoint_url()));
     let output = run_controller(&["destroy", config.path.to_str().unwrap()]);
@@ -157,7 +156,7 @@ async fn destroy_without_a_terminal_and_without_yes_refuses() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bucket_left_untagged_by_an_interrupted_create_is_claimed() {
-    let aws = LocalAws::start().await;
+    let aws = common::account().await;
     let sdk = sdk(&aws).await;
     // What an apply killed between CreateBucket and PutBucketTagging leaves.
     sdk.s3.create_bucket().bucket(BUCKET).send().await.unwrap();

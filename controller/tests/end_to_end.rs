@@ -102,7 +102,7 @@ impl Drop for Container {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_quick_start_end_to_end() {
     require_docker();
-    let aws = LocalAws::start().await;
+    let aws = common::account().await;
     let registry = LocalRegistry::start().await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("local.toml");

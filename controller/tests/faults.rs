@@ -7,11 +7,11 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use test_harness::{FaultProxy, FaultRates, LocalAws, RequestMatch, ScriptedResponse};
+use test_harness::{FaultProxy, FaultRates, RequestMatch, ScriptedResponse};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_converges_through_throttling_errors_and_dropped_connections() {
-    let aws = LocalAws::start().await;
+    let aws = common::account().await;
     let proxy = FaultProxy::start(aws.addr(), FaultRates::uniform(0.2, 7)).await;
     let text = local_config(&proxy.endpoint_url());
     let controller = controller_at(&proxy.endpoint_url(), &text).await;
@@ -35,7 +35,7 @@ async fn apply_converges_through_throttling_errors_and_dropped_connections() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_role_not_yet_assumable_is_retried_until_lambda_accepts_it() {
-    let aws = LocalAws::start().await;
+    let aws = common::account().await;
     let proxy = FaultProxy::start(aws.addr(), FaultRates::default()).await;
     proxy.script(
         RequestMatch::lambda("POST", "/2015-03-31/functions"),
@@ -55,7 +55,7 @@ async fn a_role_not_yet_assumable_is_retried_until_lambda_accepts_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn functions_are_waited_for_while_pending_and_while_updating() {
-    let aws = LocalAws::start().await;
+    let aws = common::account().await;
     let proxy = FaultProxy::start(aws.addr(), FaultRates::default()).await;
     // After create, the function reports Pending for a while.
     proxy.script_json_override(
@@ -110,7 +110,7 @@ async fn functions_are_waited_for_while_pending_and_while_updating() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_function_update_is_an_error_naming_the_reason() {
-    let aws = LocalAws::start().await;
+    let aws = common::account().await;
     let proxy = FaultProxy::start(aws.addr(), FaultRates::default()).await;
     let controller =
         controller_at(&proxy.endpoint_url(), &local_config(&proxy.endpoint_url())).await;
@@ -137,7 +137,7 @@ async fn a_failed_function_update_is_an_error_naming_the_reason() {
 
 /// How many requests a whole apply from empty sends.
 async fn requests_of_a_full_apply() -> u64 {
-    let aws = LocalAws::start().await;
+    let aws = common::account().await;
     let proxy = FaultProxy::start(aws.addr(), FaultRates::default()).await;
     let config = write_config(&local_config(&proxy.endpoint_url()));
     let output = run_controller(&["apply", config.path.to_str().unwrap()]);
@@ -149,7 +149,7 @@ async fn requests_of_a_full_apply() -> u64 {
 /// `after` requests, then checks that the next apply converges with no
 /// duplicate and no orphan.
 async fn kill_and_resume(after: u64) {
-    let aws = LocalAws::start().await;
+    let aws = common::account().await;
     let proxy = FaultProxy::start(aws.addr(), FaultRates::default()).await;
     let config = write_config(&local_config(&proxy.endpoint_url()));
     let mut child = controller_command(&["apply", config.path.to_str().unwrap()])

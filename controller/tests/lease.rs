@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use common::*;
 use controller::lease::{self, LEASE_KEY, Lease};
 use serde_json::Value;
-use test_harness::{FaultProxy, FaultRates, LocalAws, RequestMatch, ScriptedResponse};
+use test_harness::{FaultProxy, FaultRates, RequestMatch, ScriptedResponse};
 
 const BUCKET: &str = "anomaly-local-models";
 
@@ -36,7 +36,7 @@ fn time_of(line: &Value) -> DateTime<Utc> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lease_is_exclusive_renewed_and_released() {
-    let aws = LocalAws::start().await;
+    let aws = common::account().await;
     local_controller(&aws).await.ensure_bucket().await.unwrap();
     let s3 = sdk(&aws).await.s3;
     let ttl = Duration::from_millis(1500);
@@ -79,7 +79,7 @@ async fn lease_is_exclusive_renewed_and_released() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_writer_fails_with_a_message_naming_the_holder() {
-    let aws = LocalAws::start().await;
+    let aws = common::account().await;
     let controller = local_controller(&aws).await;
     controller.ensure_bucket().await.unwrap();
     let s3 = sdk(&aws).await.s3;
@@ -168,7 +168,7 @@ fn writer(output: &Output) -> Writer {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_writers_never_mutate_at_the_same_time() {
-    let aws = LocalAws::start().await;
+    let aws = common::account().await;
     // The bucket that holds the lease exists (creating it is idempotent and
     // precedes the lease).
     local_controller(&aws).await.ensure_bucket().await.unwrap();
@@ -273,7 +273,7 @@ async fn two_writers_never_mutate_at_the_same_time() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_holders_lease_expires_and_is_taken_over() {
-    let aws = LocalAws::start().await;
+    let aws = common::account().await;
     // The holder gets stuck waiting for Lambda to accept its role.
     let proxy = FaultProxy::start(aws.addr(), FaultRates::default()).await;
     proxy.script(

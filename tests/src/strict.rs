@@ -134,6 +134,10 @@ pub enum Rule {
     /// ECR in the function's own Region (Lambda developer guide, "Create a
     /// Lambda function using a container image", "Requirements").
     ImageWrongRegion,
+    /// Not a refusal: UpdateMethod, which AWS has and moto 5.2.1 lacks (it
+    /// answers 500), carried out on moto's model (API Gateway API
+    /// reference, UpdateMethod).
+    UpdateMethodEmulated,
     /// AddPermission's `StatementId` is 1-100 characters of `[a-zA-Z0-9-_.]`
     /// (Lambda API reference, AddPermission, "StatementId"), and an id the
     /// policy already holds is 409 ResourceConflictException; moto takes
@@ -613,6 +617,10 @@ impl StrictAws {
                     )
                 })
             }
+            (&Method::PATCH, ["restapis", _, "resources", _, "methods", _]) => self
+                .update_method(request)
+                .await
+                .map(|response| (Rule::UpdateMethodEmulated, response)),
             (&Method::PATCH, ["restapis", _, "stages", _]) => {
                 let sets_access_logs = patch_operations(&request.body).iter().any(|operation| {
                     operation.path.starts_with("/accessLogSettings") && operation.op != "remove"
@@ -668,6 +676,108 @@ impl StrictAws {
             }
             _ => None,
         }
+    }
+
+    /// UpdateMethod, which moto 5.2.1 does not implement (it answers 500):
+    /// the method is put again with the patched flag and its integration,
+    /// integration responses and method responses restored, as AWS's
+    /// in-place update leaves them (API Gateway API reference,
+    /// UpdateMethod). Only `/apiKeyRequired` and `/authorizationType` are
+    /// taken; other paths are left to moto.
+    async fn update_method(&self, request: &StrictRequest) -> Option<Response<ProxyBody>> {
+        let operations = patch_operations(&request.body);
+        let supported = !operations.is_empty()
+            && operations.iter().all(|operation| {
+                operation.op == "replace"
+                    && matches!(
+                        operation.path.as_str(),
+                        "/apiKeyRequired" | "/authorizationType"
+                    )
+            });
+        if !supported {
+            return None;
+        }
+        let path = request.raw_path.as_str();
+        let Some(mut method) = self.upstream_json("apigateway", Method::GET, path).await else {
+            return Some(api_gateway_error(
+                404,
+                "NotFoundException",
+                "Invalid Method identifier specified",
+            ));
+        };
+        for operation in &operations {
+            let value = operation.value.clone().unwrap_or_default();
+            match operation.path.as_str() {
+                "/apiKeyRequired" => method["apiKeyRequired"] = json!(value == "true"),
+                _ => method["authorizationType"] = json!(value),
+            }
+        }
+        let put = json!({
+            "authorizationType": method["authorizationType"],
+            "apiKeyRequired": method["apiKeyRequired"],
+            "requestParameters": method.get("requestParameters").cloned().unwrap_or(json!({})),
+        });
+        self.upstream_with(
+            "apigateway",
+            Method::PUT,
+            path,
+            Bytes::from(put.to_string()),
+            Some("application/json"),
+        )
+        .await?;
+        if let Some(responses) = method.get("methodResponses").and_then(Value::as_object) {
+            for (status, response) in responses {
+                self.upstream_with(
+                    "apigateway",
+                    Method::PUT,
+                    &format!("{path}/responses/{status}"),
+                    Bytes::from(response.to_string()),
+                    Some("application/json"),
+                )
+                .await?;
+            }
+        }
+        if let Some(integration) = method
+            .get("methodIntegration")
+            .filter(|value| value.is_object())
+        {
+            let mut put = integration.clone();
+            if let Some(object) = put.as_object_mut() {
+                object.remove("integrationResponses");
+            }
+            self.upstream_with(
+                "apigateway",
+                Method::PUT,
+                &format!("{path}/integration"),
+                Bytes::from(put.to_string()),
+                Some("application/json"),
+            )
+            .await?;
+            if let Some(responses) = integration
+                .get("integrationResponses")
+                .and_then(Value::as_object)
+            {
+                for (status, response) in responses {
+                    self.upstream_with(
+                        "apigateway",
+                        Method::PUT,
+                        &format!("{path}/integration/responses/{status}"),
+                        Bytes::from(response.to_string()),
+                        Some("application/json"),
+                    )
+                    .await?;
+                }
+            }
+        }
+        let (status, body) = self
+            .upstream("apigateway", Method::GET, path, Bytes::new())
+            .await?;
+        let mut response = Response::new(full(body));
+        *response.status_mut() = status;
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        Some(response)
     }
 
     /// Whether the role named in `role_arn` exists and its trust policy lets

@@ -6,7 +6,7 @@
 //! stage's deployment carries a fingerprint of the routes it was made from
 //! in its description, and a new deployment is made when that differs.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_apigateway::types::{
     ApiStage, EndpointConfiguration, EndpointType, IntegrationType, Op, PatchOperation,
@@ -66,18 +66,24 @@ impl Desired {
                 )
             })
             .collect();
-        if !self.spec.cors_allow_origins.is_empty() {
-            let paths: BTreeSet<&str> = self
-                .routes
-                .iter()
-                .map(|route| route.path.as_str())
-                .collect();
-            for path in paths {
-                routes.insert(
-                    format!("OPTIONS {path}"),
-                    json!({"type": "MOCK", "cors_allow_origin": self.spec.cors_allow_origins.join(",")}),
-                );
-            }
+        // `Access-Control-Allow-Origin` holds one origin or `*` (Fetch
+        // standard, CORS protocol): a MOCK preflight can answer with one fixed
+        // origin; with several, the function answers the preflight itself and
+        // echoes the request's origin when it is listed.
+        let origins = &self.spec.cors_allow_origins;
+        let mut preflights: BTreeMap<&str, &str> = BTreeMap::new();
+        for route in &self.routes {
+            preflights
+                .entry(route.path.as_str())
+                .or_insert(route.integration_uri.as_str());
+        }
+        for (path, uri) in preflights {
+            let route = match origins.as_slice() {
+                [] => continue,
+                [origin] => json!({"type": "MOCK", "cors_allow_origin": origin}),
+                _ => json!({"type": "AWS_PROXY", "uri": uri, "api_key_required": false}),
+            };
+            routes.insert(format!("OPTIONS {path}"), route);
         }
         routes
     }
@@ -396,6 +402,9 @@ impl Desired {
     }
 
     pub async fn observe(&self, ctx: &Context) -> Result<Option<Observed>> {
+        if self.access_log_group_arn.is_some() {
+            self.check_account_logging_role(ctx).await?;
+        }
         let Some(found) = self.find(ctx).await? else {
             return Ok(None);
         };
@@ -416,6 +425,38 @@ impl Desired {
             ownership: found.ownership,
             fields,
         }))
+    }
+
+    /// Access logs need API Gateway's account-wide CloudWatch Logs role
+    /// (`cloudwatchRoleArn`): without it, AWS refuses any stage update that
+    /// sets access-log settings with 400 BadRequestException (API Gateway
+    /// developer guide, "Set up CloudWatch logging for REST APIs in API
+    /// Gateway"). The setting belongs to the account and Region, not to a
+    /// deployment, so it is checked here, when every plan is made, and a
+    /// missing one stops the plan before any change.
+    async fn check_account_logging_role(&self, ctx: &Context) -> Result<()> {
+        let account = ctx
+            .clients
+            .apigateway
+            .get_account()
+            .send()
+            .await
+            .map_err(aws_error("GetAccount"))?;
+        if account
+            .cloudwatch_role_arn()
+            .is_some_and(|arn| !arn.is_empty())
+        {
+            return Ok(());
+        }
+        Err(super::Error::Failed(format!(
+            "api.access_logging = true needs API Gateway's CloudWatch Logs role for account {} in {}, \
+             an account-wide setting this deployment does not own, and none is set. \
+             Set it once (a role that apigateway.amazonaws.com may assume, with the permissions of \
+             the AWS-managed policy AmazonAPIGatewayPushToCloudWatchLogs): \
+             aws apigateway update-account --region {} --patch-operations \
+             op=replace,path=/cloudwatchRoleArn,value=ROLE_ARN; or set api.access_logging = false",
+            ctx.account_id, ctx.region, ctx.region
+        )))
     }
 
     async fn resources(
@@ -643,39 +684,39 @@ impl Desired {
                     .map_err(aws_error("UpdateStage"))?;
             }
         }
-        let mut operations = Vec::new();
+        // Throttling and access logs are separate calls: a refused access-log
+        // setting must never take the throttling with it.
         if changed(diffs, "stage.throttle") || stage_missing {
-            operations.push(replace(
-                "/*/*/throttling/rateLimit",
-                &self.spec.throttle_rate_limit.to_string(),
-            ));
-            operations.push(replace(
-                "/*/*/throttling/burstLimit",
-                &self.spec.throttle_burst_limit.to_string(),
-            ));
+            self.update_stage(
+                ctx,
+                id,
+                vec![
+                    replace(
+                        "/*/*/throttling/rateLimit",
+                        &self.spec.throttle_rate_limit.to_string(),
+                    ),
+                    replace(
+                        "/*/*/throttling/burstLimit",
+                        &self.spec.throttle_burst_limit.to_string(),
+                    ),
+                ],
+            )
+            .await?;
         }
         if changed(diffs, "stage.access_log_destination") {
-            match &self.access_log_group_arn {
-                Some(arn) => {
-                    operations.push(replace("/accessLogSettings/destinationArn", arn));
-                    operations.push(replace("/accessLogSettings/format", ACCESS_LOG_FORMAT));
-                }
-                None => operations.push(
+            let operations = match &self.access_log_group_arn {
+                Some(arn) => vec![
+                    replace("/accessLogSettings/destinationArn", arn),
+                    replace("/accessLogSettings/format", ACCESS_LOG_FORMAT),
+                ],
+                None => vec![
                     PatchOperation::builder()
                         .op(Op::Remove)
                         .path("/accessLogSettings")
                         .build(),
-                ),
-            }
-        }
-        if !operations.is_empty() {
-            api.update_stage()
-                .rest_api_id(id)
-                .stage_name(&self.spec.stage)
-                .set_patch_operations(Some(operations))
-                .send()
-                .await
-                .map_err(aws_error("UpdateStage"))?;
+                ],
+            };
+            self.update_stage(ctx, id, operations).await?;
         }
         if changed(diffs, "usage_plan") {
             self.converge_usage_plan(ctx, id).await?;
@@ -683,8 +724,31 @@ impl Desired {
         Ok(())
     }
 
-    /// Creates missing resources and methods, re-puts integrations that
-    /// differ, and deletes methods no route asks for.
+    async fn update_stage(
+        &self,
+        ctx: &Context,
+        id: &str,
+        operations: Vec<PatchOperation>,
+    ) -> Result<()> {
+        ctx.clients
+            .apigateway
+            .update_stage()
+            .rest_api_id(id)
+            .stage_name(&self.spec.stage)
+            .set_patch_operations(Some(operations))
+            .send()
+            .await
+            .map_err(aws_error("UpdateStage"))?;
+        Ok(())
+    }
+
+    /// Creates missing resources and methods, changes what differs on the
+    /// methods that exist, and deletes methods no route asks for.
+    ///
+    /// PutMethod only creates: on a method that exists AWS answers 409
+    /// ConflictException (API Gateway API reference, PutMethod). An existing
+    /// method's API-key flag changes through UpdateMethod; its integration is
+    /// replaced by PutIntegration, which overwrites.
     async fn converge_routes(&self, ctx: &Context, id: &str, observed: &Value) -> Result<()> {
         let api = &ctx.clients.apigateway;
         let desired = self.desired_routes();
@@ -702,18 +766,47 @@ impl Desired {
             }
             let (method, path) = route.split_once(' ').unwrap_or_default();
             let resource_id = self.ensure_path(ctx, id, path, &mut paths).await?;
-            // A new put_method drops the method's integration: always put both.
-            api.put_method()
-                .rest_api_id(id)
-                .resource_id(&resource_id)
-                .http_method(method)
-                .authorization_type("NONE")
-                .api_key_required(method != "OPTIONS" && self.spec.api_key_required)
-                .send()
-                .await
-                .map_err(aws_error("PutMethod"))?;
-            if method == "OPTIONS" {
-                self.put_cors(ctx, id, &resource_id).await?;
+            let api_key_required = want["api_key_required"].as_bool().unwrap_or(false);
+            let existing = observed.get(route);
+            match existing {
+                None => {
+                    api.put_method()
+                        .rest_api_id(id)
+                        .resource_id(&resource_id)
+                        .http_method(method)
+                        .authorization_type("NONE")
+                        .api_key_required(api_key_required)
+                        .send()
+                        .await
+                        .map_err(aws_error("PutMethod"))?;
+                }
+                Some(existing) => {
+                    if existing["api_key_required"].as_bool().unwrap_or(false) != api_key_required {
+                        api.update_method()
+                            .rest_api_id(id)
+                            .resource_id(&resource_id)
+                            .http_method(method)
+                            .patch_operations(replace(
+                                "/apiKeyRequired",
+                                &api_key_required.to_string(),
+                            ))
+                            .send()
+                            .await
+                            .map_err(aws_error("UpdateMethod"))?;
+                    }
+                }
+            }
+            let integration_differs = existing.is_none_or(|existing| {
+                existing["type"] != want["type"]
+                    || existing["uri"] != want["uri"]
+                    || existing["cors_allow_origin"] != want["cors_allow_origin"]
+            });
+            if !integration_differs {
+                continue;
+            }
+            if want["type"] == "MOCK" {
+                self.put_cors(ctx, id, &resource_id, existing.is_none())
+                    .await?;
             } else {
                 api.put_integration()
                     .rest_api_id(id)
@@ -786,7 +879,13 @@ impl Desired {
     }
 
     /// A CORS preflight: a MOCK integration answering 200 with the headers.
-    async fn put_cors(&self, ctx: &Context, id: &str, resource_id: &str) -> Result<()> {
+    async fn put_cors(
+        &self,
+        ctx: &Context,
+        id: &str,
+        resource_id: &str,
+        new_method: bool,
+    ) -> Result<()> {
         let api = &ctx.clients.apigateway;
         let header = |name: &str| format!("method.response.header.{name}");
         let names = [
@@ -794,17 +893,19 @@ impl Desired {
             "Access-Control-Allow-Methods",
             "Access-Control-Allow-Headers",
         ];
-        api.put_method_response()
-            .rest_api_id(id)
-            .resource_id(resource_id)
-            .http_method("OPTIONS")
-            .status_code("200")
-            .set_response_parameters(Some(
-                names.iter().map(|name| (header(name), false)).collect(),
-            ))
-            .send()
-            .await
-            .map_err(aws_error("PutMethodResponse"))?;
+        if new_method {
+            api.put_method_response()
+                .rest_api_id(id)
+                .resource_id(resource_id)
+                .http_method("OPTIONS")
+                .status_code("200")
+                .set_response_parameters(Some(
+                    names.iter().map(|name| (header(name), false)).collect(),
+                ))
+                .send()
+                .await
+                .map_err(aws_error("PutMethodResponse"))?;
+        }
         api.put_integration()
             .rest_api_id(id)
             .resource_id(resource_id)
@@ -814,8 +915,13 @@ impl Desired {
             .send()
             .await
             .map_err(aws_error("PutIntegration"))?;
+        let origin = self
+            .spec
+            .cors_allow_origins
+            .first()
+            .map_or("*", String::as_str);
         let values = [
-            format!("'{}'", self.spec.cors_allow_origins.join(",")),
+            format!("'{origin}'"),
             "'GET,POST,OPTIONS'".to_string(),
             "'Content-Type,Authorization,X-Api-Key'".to_string(),
         ];

@@ -40,15 +40,14 @@ pub struct Desired {
 
 /// Whether an error is Lambda's "the role cannot be assumed yet", which a
 /// just-created IAM role causes for several seconds.
-fn is_role_not_ready<R>(
-    error: &aws_smithy_runtime_api::client::result::SdkError<
-        aws_sdk_lambda::operation::create_function::CreateFunctionError,
-        R,
-    >,
+/// CreateFunction and UpdateFunctionConfiguration both answer it.
+fn is_role_not_ready<E: aws_smithy_types::error::metadata::ProvideErrorMetadata, R>(
+    error: &aws_smithy_runtime_api::client::result::SdkError<E, R>,
 ) -> bool {
     error.as_service_error().is_some_and(|service| {
-        service.is_invalid_parameter_value_exception()
-            && aws_smithy_types::error::metadata::ProvideErrorMetadata::message(service)
+        service.code() == Some("InvalidParameterValueException")
+            && service
+                .message()
                 .is_some_and(|message| message.contains("cannot be assumed"))
     })
 }
@@ -391,7 +390,8 @@ impl Desired {
     }
 
     /// Sends an update, waiting for the function to settle and sending it
-    /// again while Lambda answers that another update is in progress.
+    /// again while Lambda answers that another update is in progress, or
+    /// that the function's (new) role cannot be assumed yet.
     async fn retry_conflicts<T, E, F, Fut>(
         &self,
         ctx: &Context,
@@ -424,6 +424,15 @@ impl Desired {
                     tracing::info!(function = %self.spec.name, operation, "another update is in progress; waiting");
                     self.wait_until_ready(ctx).await?;
                     tokio::time::sleep(ctx.waits.poll).await;
+                }
+                Err(error)
+                    if is_role_not_ready(&error) && attempts < ctx.waits.consistency_attempts =>
+                {
+                    attempts += 1;
+                    let pause =
+                        (ctx.waits.poll * 2u32.pow(attempts.min(8) as u32)).min(ctx.waits.max_poll);
+                    tracing::info!(function = %self.spec.name, operation, ?pause, "the function's role cannot be assumed yet; retrying");
+                    tokio::time::sleep(pause).await;
                 }
                 Err(error) => return Err(aws_error(operation)(error)),
             }

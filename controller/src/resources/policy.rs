@@ -46,12 +46,17 @@ pub fn function_policy(
         ModelAccess::ReadWrite => &["s3:GetObject", "s3:PutObject"],
     };
     if !object_actions.is_empty() {
+        // Unconditional: S3 answers a GetObject of a missing key with 404
+        // only to a caller that may list the bucket, and a GetObject request
+        // carries no `s3:prefix`, so a prefix-conditioned grant does not
+        // count and the missing first model pointer would be 403 (S3 API
+        // reference, GetObject, "Permissions"). Listing shows key names of
+        // the model bucket only, which holds nothing but models and the lease.
         statements.push(json!({
             "Sid": "ListModels",
             "Effect": "Allow",
             "Action": "s3:ListBucket",
-            "Resource": bucket_arn,
-            "Condition": {"StringLike": {"s3:prefix": [format!("{}*", bucket.model_prefix)]}}
+            "Resource": bucket_arn
         }));
         statements.push(json!({
             "Sid": "Models",

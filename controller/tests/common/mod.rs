@@ -12,6 +12,50 @@ use controller::resources::WaitSettings;
 use controller::spec::Spec;
 use test_harness::LocalAws;
 
+/// The IAM role an account administrator gives API Gateway once per
+/// account and Region so that stages may write access logs (the
+/// `cloudwatchRoleArn` account setting); not part of any deployment.
+pub const ACCOUNT_LOGGING_ROLE: &str = "apigateway-cloudwatch-logs";
+
+/// A fresh local AWS whose API Gateway account setting has the CloudWatch
+/// Logs role, as an account that already runs REST APIs with access logs.
+pub async fn account() -> LocalAws {
+    let aws = LocalAws::start().await;
+    set_account_logging_role(&aws).await;
+    aws
+}
+
+/// Sets API Gateway's account-wide CloudWatch Logs role, as an
+/// administrator would once (through moto itself: the role is old news).
+pub async fn set_account_logging_role(aws: &LocalAws) {
+    let config = test_harness::sdk_config_for(&aws.moto_endpoint_url()).await;
+    let iam = aws_sdk_iam::Client::new(&config);
+    let arn = iam
+        .create_role()
+        .role_name(ACCOUNT_LOGGING_ROLE)
+        .assume_role_policy_document(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"apigateway.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#,
+        )
+        .send()
+        .await
+        .expect("create the account's API Gateway logging role")
+        .role()
+        .map(|role| role.arn().to_string())
+        .expect("a created role has an ARN");
+    aws_sdk_apigateway::Client::new(&config)
+        .update_account()
+        .patch_operations(
+            aws_sdk_apigateway::types::PatchOperation::builder()
+                .op(aws_sdk_apigateway::types::Op::Replace)
+                .path("/cloudwatchRoleArn")
+                .value(arn)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("set the account's API Gateway logging role");
+}
+
 /// The shipped local configuration, pointed at `endpoint`.
 pub fn local_config(endpoint: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/local.toml");
@@ -54,13 +98,15 @@ pub fn write_config(text: &str) -> ConfigFile {
     ConfigFile { _dir: dir, path }
 }
 
-/// Short waits: moto settles at once, and scripted delays are counted in polls.
+/// Short waits: the strict layer settles in well under a second (roles in
+/// 1.5 s), and scripted delays are counted in polls.
 pub fn fast_waits() -> WaitSettings {
     WaitSettings {
         poll: std::time::Duration::from_millis(20),
-        max_poll: std::time::Duration::from_millis(100),
+        max_poll: std::time::Duration::from_millis(250),
         timeout: std::time::Duration::from_secs(20),
-        consistency_attempts: 8,
+        // Enough for the strict layer's role propagation (1.5 s).
+        consistency_attempts: 24,
     }
 }
 
@@ -166,7 +212,16 @@ pub async fn inventory(sdk: &Sdk) -> Inventory {
             .unwrap()
             .repositories()
             .len(),
-        roles: sdk.iam.list_roles().send().await.unwrap().roles().len(),
+        roles: sdk
+            .iam
+            .list_roles()
+            .send()
+            .await
+            .unwrap()
+            .roles()
+            .iter()
+            .filter(|role| role.role_name() != ACCOUNT_LOGGING_ROLE)
+            .count(),
         log_groups: sdk
             .logs
             .describe_log_groups()
