@@ -26,6 +26,25 @@ export AWS_REGION=us-east-1
 # placeholder for the local cloud.
 export PANTHER_API_TOKEN="${PANTHER_API_TOKEN:-local-demo-placeholder}"
 
+# Access logs need API Gateway's CloudWatch Logs role, an account-wide
+# setting an administrator makes once per account and Region (the
+# controller checks it and does not own it): set it on the local cloud.
+step "Setting the local account's API Gateway CloudWatch Logs role (once per account)"
+python3 - "$endpoint" <<'PY'
+import sys, boto3
+endpoint = sys.argv[1]
+iam = boto3.client("iam", endpoint_url=endpoint, region_name="us-east-1")
+apigateway = boto3.client("apigateway", endpoint_url=endpoint, region_name="us-east-1")
+if apigateway.get_account().get("cloudwatchRoleArn"):
+    sys.exit(0)
+trust = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"apigateway.amazonaws.com"},"Action":"sts:AssumeRole"}]}'
+try:
+    arn = iam.create_role(RoleName="apigateway-cloudwatch-logs", AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+except iam.exceptions.EntityAlreadyExistsException:
+    arn = iam.get_role(RoleName="apigateway-cloudwatch-logs")["Role"]["Arn"]
+apigateway.update_account(patchOperations=[{"op": "replace", "path": "/cloudwatchRoleArn", "value": arn}])
+PY
+
 step "controller apply config/local.toml (the first run builds both images: several minutes)"
 "$bin/controller" apply config/local.toml
 
