@@ -403,3 +403,127 @@ async fn a_build_for_each_architecture_pushes_one_manifest_of_that_architecture(
         assert!(error.contains("cannot run on Lambda"), "{error}");
     }
 }
+
+/// What one loopback server saw: the `Authorization` header of each request.
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, Option<String>)>>>;
+
+/// A server that records each request's path and `Authorization` header
+/// and answers with `answer(path)`: (status, content type, extra header, body).
+async fn recorder(
+    answer: impl Fn(&str) -> (u16, &'static str, Option<(&'static str, String)>, Vec<u8>)
+    + Send
+    + Sync
+    + 'static,
+) -> (std::net::SocketAddr, Seen) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen: Seen = Default::default();
+    let answer = std::sync::Arc::new(answer);
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (answer, log) = (answer.clone(), log.clone());
+            tokio::spawn(async move {
+                let service =
+                    hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+                        let path = request.uri().path().to_string();
+                        let auth = request
+                            .headers()
+                            .get("authorization")
+                            .and_then(|value| value.to_str().ok())
+                            .map(str::to_string);
+                        log.lock().unwrap().push((path.clone(), auth));
+                        let (status, content_type, extra, body) = answer(&path);
+                        let mut response = hyper::Response::builder()
+                            .status(status)
+                            .header("content-type", content_type);
+                        if let Some((name, value)) = extra {
+                            response = response.header(name, value);
+                        }
+                        async move {
+                            Ok::<_, std::convert::Infallible>(
+                                response.body(Full::new(Bytes::from(body))).unwrap(),
+                            )
+                        }
+                    });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (addr, seen)
+}
+
+#[tokio::test]
+async fn credentials_go_to_the_registry_host_only_and_not_through_a_blob_redirect() {
+    // The blob store a registry redirects to (as ECR redirects blob reads to
+    // pre-signed S3 URLs).
+    let config = serde_json::to_vec(&json!({"architecture": "amd64", "os": "linux"})).unwrap();
+    let config_digest = sha256(&config);
+    let blob = config.clone();
+    let (store, store_seen) =
+        recorder(move |_| (200, "application/octet-stream", None, blob.clone())).await;
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+        "layers": []
+    }))
+    .unwrap();
+    let manifest_digest = sha256(&manifest);
+    let answer_digest = manifest_digest.clone();
+    let (registry_addr, registry_seen) = recorder(move |path| {
+        if path.contains("/manifests/") {
+            (
+                200,
+                OCI_MANIFEST,
+                Some(("docker-content-digest", answer_digest.clone())),
+                manifest.clone(),
+            )
+        } else {
+            (
+                307,
+                "text/plain",
+                Some((
+                    "location",
+                    format!("http://{store}/layer-store/config?signed=1"),
+                )),
+                Vec::new(),
+            )
+        }
+    })
+    .await;
+    let host = registry_addr.to_string();
+    let credentials = controller::image::Credentials {
+        username: "AWS".into(),
+        password: "ecr-token".into(),
+        endpoint: host.clone(),
+    };
+    let registry = Registry::new(&host, Some(credentials.clone())).unwrap();
+    let checked = registry
+        .check("app/detection", "v1", Architecture::X86_64)
+        .await
+        .unwrap();
+    assert_eq!(checked.digest, manifest_digest);
+
+    let to_registry = registry_seen.lock().unwrap().clone();
+    assert_eq!(to_registry.len(), 2, "{to_registry:?}");
+    assert!(
+        to_registry.iter().all(|(_, auth)| auth
+            .as_deref()
+            .is_some_and(|auth| auth.starts_with("Basic "))),
+        "{to_registry:?}"
+    );
+    let to_store = store_seen.lock().unwrap().clone();
+    assert_eq!(to_store.len(), 1, "the redirect was followed: {to_store:?}");
+    assert_eq!(to_store[0].1, None, "the token went to the blob store");
+
+    // A registry on another host never gets them at all.
+    let other = format!("127.0.0.1:{}", store.port());
+    let error = Registry::new(&other, Some(credentials)).unwrap_err();
+    assert!(
+        error.to_string().contains("never sent to another host"),
+        "{error}"
+    );
+}

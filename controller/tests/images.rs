@@ -1,7 +1,8 @@
 //! Function images against the real Docker engine, a local registry (the
 //! stand-in for ECR's registry endpoint) and moto: build, push and pin by
-//! digest; no-op applies; a one-file change; the image as a Lambda; and
-//! failures that leave nothing half-deployed.
+//! digest, the pinned image tagged `live-` for the lifecycle policy; no-op
+//! applies; a one-file change; the image as a Lambda; and failures that
+//! leave nothing half-deployed.
 //!
 //! The static release binaries are built once (Cargo's `image` profile in
 //! `target/image-build`) and reused by every test and every later run.
@@ -158,6 +159,21 @@ async fn assert_pinned_in_registry(registry: &LocalRegistry, uri: &str, reposito
     );
 }
 
+/// Checks that the image `uri` pins carries the protected `live-` tag the
+/// repository's lifecycle policy never expires.
+async fn assert_live_tagged(registry: &LocalRegistry, uri: &str, repository: &str) {
+    let digest = uri.rsplit_once('@').map(|(_, digest)| digest).unwrap();
+    let mut live = Vec::new();
+    for tag in registry.tags(repository).await {
+        if tag.starts_with("live-")
+            && registry.digest(repository, &tag).await.as_deref() == Some(digest)
+        {
+            live.push(tag);
+        }
+    }
+    assert_eq!(live.len(), 1, "{uri} has no live- tag in {repository}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn apply_builds_pushes_and_pins_by_digest_and_a_second_apply_does_nothing() {
     require_docker();
@@ -185,6 +201,7 @@ async fn apply_builds_pushes_and_pins_by_digest_and_a_second_apply_does_nothing(
             .expect("function exists");
         assert_pinned_in_registry(&registry, &uri, &format!("anomaly-local/{key}")).await;
         assert_eq!(images["images"][key], uri.as_str());
+        assert_live_tagged(&registry, &uri, &format!("anomaly-local/{key}")).await;
         // A FROM-scratch image: the static binary and the CA bundle.
         let size: u64 = run(std::process::Command::new("docker").args([
             "image",
@@ -372,6 +389,7 @@ async fn a_changed_detection_source_rebuilds_and_updates_only_detection() {
     let after = image_uri(&aws, "anomaly-local-detection").await.unwrap();
     assert_ne!(after, before);
     assert_pinned_in_registry(&registry, &after, "anomaly-local/detection").await;
+    assert_live_tagged(&registry, &after, "anomaly-local/detection").await;
     assert_eq!(
         image_uri(&aws, "anomaly-local-training").await.unwrap(),
         training

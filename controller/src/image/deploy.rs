@@ -3,7 +3,10 @@
 //! shown as `repo@(built at apply)` when it is missing. Apply then builds
 //! every missing image before changing anything, creates the repositories,
 //! pushes, reads the digests back, and only then converges the rest: no
-//! function is ever pointed at an image the registry does not have.
+//! function is ever pointed at an image the registry does not have. Every
+//! image a function is about to run is given its protected `live-` tag
+//! first, and the tag is released from older images once the functions
+//! run the new ones (see [`crate::resources::repository`]).
 
 use std::time::Instant;
 
@@ -35,8 +38,14 @@ pub async fn apply(
     plan: Plan,
     progress: &Progress,
 ) -> Result<Outcome, DeployError> {
-    if images.pending().is_empty() || !plan.refused().is_empty() {
+    if !plan.refused().is_empty() {
         return Ok(controller.apply_plan(plan).await?);
+    }
+    if images.pending().is_empty() {
+        images.protect(progress).await?;
+        let outcome = controller.apply_plan(plan).await?;
+        images.release(&controller.ctx.clients.ecr, progress).await;
+        return Ok(outcome);
     }
     let started = Instant::now();
     let engine = Engine::connect().await?;
@@ -55,9 +64,11 @@ pub async fn apply(
         controller.apply_plan(repositories.clone()).await?;
     }
     images.push(&engine, progress).await?;
+    images.protect(progress).await?;
     controller.spec = images.resolve(&controller.spec);
     let rest = controller.plan().await?;
     let mut outcome = controller.apply_plan(rest).await?;
+    images.release(&controller.ctx.clients.ecr, progress).await;
     // Report the repositories as the first pass changed them.
     for change in repositories.changes {
         if let Some(slot) = outcome

@@ -26,11 +26,13 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::cloud::Clients;
+use crate::resources::repository::{live_tag, release_live_tags};
 use crate::spec::{Architecture, Spec};
 
 pub use binary::{BUILD_PROFILE, Binary, Workspace, build_binaries, build_binary, workspace};
 pub use context::BuildContext;
 pub use deploy::{DeployError, apply, plan};
+pub use ecr::Credentials;
 pub use engine::{Engine, Transport, transport};
 pub use location::{EcrHost, Target, ecr_host, is_real_aws, target};
 pub use progress::Progress;
@@ -137,6 +139,9 @@ impl Entry {
 #[derive(Debug, Default)]
 pub struct Images {
     registry: Option<Registry>,
+    /// Whether the registry is ECR's (live tags are then released through
+    /// the ECR API; a local registry has no lifecycle policy).
+    ecr: bool,
     entries: Vec<Entry>,
     report: ImageReport,
 }
@@ -175,6 +180,7 @@ impl Images {
         };
         let mut images = Images {
             registry: Some(registry),
+            ecr: !matches!(target, Target::Local { .. }),
             ..Images::default()
         };
         // One cargo build per workspace and architecture, of all its packages.
@@ -352,6 +358,73 @@ impl Images {
         }
         self.refresh_report();
         Ok(())
+    }
+
+    /// Tags every image in the registry that a function is about to run
+    /// with its protected tag (`live-<content tag>`), which the repository's
+    /// lifecycle policy never expires: done before a function is pointed
+    /// at the image, so that it is never unprotected while pinned.
+    pub async fn protect(&self, progress: &Progress) -> Result<(), ImageError> {
+        let Some(registry) = &self.registry else {
+            return Ok(());
+        };
+        for entry in &self.entries {
+            let Some(digest) = &entry.digest else {
+                continue;
+            };
+            let tag = live_tag(entry.tag());
+            if registry.digest(&entry.repository, &tag).await?.as_deref() == Some(digest) {
+                continue;
+            }
+            registry.add_tag(&entry.repository, digest, &tag).await?;
+            progress.note(
+                &entry.key,
+                &format!(
+                    "tagged {} (kept by the lifecycle policy)",
+                    registry.tagged(&entry.repository, &tag)
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// Once the functions run the images of this deployment, removes the
+    /// protected tag from every other image of their ECR repositories, so
+    /// that the lifecycle policy may expire them. A failure here leaves an
+    /// image protected (kept), never one unprotected: it is reported, and
+    /// the next apply releases it.
+    pub async fn release(&self, ecr: &aws_sdk_ecr::Client, progress: &Progress) {
+        if !self.ecr {
+            return;
+        }
+        // Every image of a repository that one of its functions runs stays
+        // protected (two functions may share a repository).
+        let mut pinned: BTreeMap<&str, (Vec<&str>, &str)> = BTreeMap::new();
+        for entry in &self.entries {
+            let Some(digest) = &entry.digest else {
+                return;
+            };
+            let slot = pinned
+                .entry(entry.repository.as_str())
+                .or_insert_with(|| (Vec::new(), entry.key.as_str()));
+            slot.0.push(digest.as_str());
+        }
+        for (repository, (digests, key)) in pinned {
+            match release_live_tags(ecr, repository, &digests).await {
+                Ok(released) if released.is_empty() => {}
+                Ok(released) => progress.note(
+                    key,
+                    &format!("released {} from {repository}", released.join(", ")),
+                ),
+                Err(error) => {
+                    tracing::warn!(%repository, %error, "cannot release the live tags of images no function runs");
+                    progress.note(
+                        key,
+                        &format!("older images of {repository} stay protected: {error}"),
+                    );
+                }
+            }
+        }
     }
 
     /// What happened so far.
