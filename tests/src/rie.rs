@@ -39,9 +39,15 @@ const INVOKE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Panics with the install hint when it is missing: a test that needs the
 /// local cloud must fail loudly, never pass without it.
 pub fn rie_path() -> PathBuf {
-    let path = std::env::var_os("AWS_LAMBDA_RIE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(RIE_PATH));
+    installed(
+        std::env::var_os("AWS_LAMBDA_RIE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(RIE_PATH)),
+    )
+}
+
+/// `path` when the emulator is there; a panic with the install hint otherwise.
+fn installed(path: PathBuf) -> PathBuf {
     if !path.is_file() {
         panic!(
             "the AWS Lambda Runtime Interface Emulator is missing at {}: \
@@ -442,4 +448,29 @@ fn free_port() -> u16 {
         .and_then(|listener| listener.local_addr())
         .map(|addr| addr.port())
         .expect("no free loopback port")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[should_panic(expected = "run `scripts/local-cloud.sh install`")]
+    fn a_missing_emulator_fails_loudly_with_the_install_hint() {
+        installed(PathBuf::from("/nonexistent/aws-lambda-rie"));
+    }
+
+    #[test]
+    fn the_installed_emulator_is_found() {
+        // The local cloud is part of the test command: the emulator must be there.
+        assert!(rie_path().is_file());
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "does not exist")]
+    async fn a_missing_function_binary_is_refused() {
+        LambdaEmulator::binary("/nonexistent/bootstrap")
+            .start()
+            .await;
+    }
 }
