@@ -19,6 +19,7 @@
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use super::wait::{self, Poll};
 use super::{Context, Observed, Result, aws_error, done_or};
 use crate::field::{FieldDiff, Fields};
 use crate::ownership::Ownership;
@@ -172,22 +173,43 @@ impl Desired {
         }))
     }
 
+    /// Adds the statement. Lambda answers `ResourceConflictException` both
+    /// when the statement id is taken (a retried create whose first answer
+    /// was lost) and while the function is being updated (Lambda API
+    /// reference, AddPermission, "Errors"); which one it was is read back
+    /// from the policy: the statement there is done, otherwise the add is
+    /// tried again until the function settles.
     pub async fn create(&self, ctx: &Context) -> Result<()> {
-        let result = ctx
-            .clients
-            .lambda
-            .add_permission()
-            .function_name(&self.function)
-            .statement_id(&self.statement_id)
-            .action("lambda:InvokeFunction")
-            .principal(&self.principal)
-            .source_arn(&self.source_arn)
-            .send()
-            .await;
-        // A retried create whose first answer was lost: the statement exists.
-        done_or(result, "AddPermission", |e| {
-            e.is_resource_conflict_exception()
+        let what = format!("invoke permission {}", self.id);
+        wait::until(ctx.waits, &what, || async {
+            let result = ctx
+                .clients
+                .lambda
+                .add_permission()
+                .function_name(&self.function)
+                .statement_id(&self.statement_id)
+                .action("lambda:InvokeFunction")
+                .principal(&self.principal)
+                .source_arn(&self.source_arn)
+                .send()
+                .await;
+            match result {
+                Ok(_) => Ok(Poll::Ready),
+                Err(error)
+                    if error
+                        .as_service_error()
+                        .is_some_and(|e| e.is_resource_conflict_exception()) =>
+                {
+                    if self.observe(ctx).await?.is_some() {
+                        Ok(Poll::Ready)
+                    } else {
+                        Ok(Poll::Pending("a conflicting update of the function".into()))
+                    }
+                }
+                Err(error) => Err(aws_error("AddPermission")(error)),
+            }
         })
+        .await
     }
 
     /// Nothing changes in place; replacement goes through delete and create.
@@ -196,6 +218,7 @@ impl Desired {
         self.create(ctx).await
     }
 
+    /// Removes the statement; one already gone is done.
     pub async fn delete(&self, ctx: &Context) -> Result<()> {
         done_or(
             ctx.clients
