@@ -242,6 +242,7 @@ async fn execute(command: Command) -> Result<i32> {
             // Changes to make: take the writers' lease and plan again under it.
             let lease = if plan.has_changes() {
                 let held = take_lease(&controller, &lease, "apply", true).await?;
+                controller.set_fence(Some(held.guard()));
                 plan = match image::plan(&mut controller, &images).await {
                     Ok(plan) => plan,
                     Err(error) => {
@@ -300,7 +301,7 @@ async fn execute(command: Command) -> Result<i32> {
         } => {
             let spec = load(&config)?;
             let name = spec.deployment.name.clone();
-            let controller = Controller::connect(spec).await?;
+            let mut controller = Controller::connect(spec).await?;
             let bucket = if delete_bucket {
                 BucketOnDestroy::Delete
             } else if retain_bucket {
@@ -323,7 +324,7 @@ async fn execute(command: Command) -> Result<i32> {
             if !yes {
                 confirm(&name)?;
             }
-            let outcome = destroy_under_lease(&controller, plan, bucket, &lease).await?;
+            let outcome = destroy_under_lease(&mut controller, plan, bucket, &lease).await?;
             report(&outcome, config.output, "Destroyed")?;
             Ok(EXIT_OK)
         }
@@ -385,7 +386,7 @@ async fn release(lease: Lease) {
 /// is to be deleted, the lease is released first (it lives in the bucket).
 /// Without the bucket there is no lease to take.
 async fn destroy_under_lease(
-    controller: &Controller,
+    controller: &mut Controller,
     plan: Plan,
     bucket: BucketOnDestroy,
     args: &LeaseArgs,
@@ -400,6 +401,7 @@ async fn destroy_under_lease(
         return Ok(controller.destroy_plan(plan).await?);
     }
     let held = take_lease(controller, args, "destroy", false).await?;
+    controller.set_fence(Some(held.guard()));
     let plan = match controller.plan_destroy(bucket).await {
         Ok(plan) => plan,
         Err(error) => {
@@ -417,6 +419,7 @@ async fn destroy_under_lease(
         changes: others,
     };
     let outcome = controller.destroy_plan(first).await;
+    controller.set_fence(None);
     release(held).await;
     let mut outcome = outcome?;
     if !bucket_changes.is_empty() {

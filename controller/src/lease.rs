@@ -2,11 +2,22 @@
 //! taken and renewed with S3 conditional writes, so no other AWS service is
 //! needed.
 //!
-//! Acquire is a `PutObject` with `If-None-Match: *`. A lease whose
-//! `expires_at` has passed (its holder crashed) is taken over with
-//! `If-Match: <etag>`, so two writers cannot both take it over. The holder
-//! renews it every third of its time to live, again with `If-Match`; release
-//! reads it, checks it is still ours, and deletes it.
+//! Acquire is a `PutObject` with `If-None-Match: *`. A lease whose time has
+//! run out (its holder crashed) is taken over with `If-Match: <etag>`, so two
+//! writers cannot both take it over. The holder renews it every third of its
+//! time to live, again with `If-Match`; release reads it, checks it is still
+//! ours, and deletes it.
+//!
+//! Three rules make it hold on a real network and real clocks:
+//! - a conditional write whose answer was lost is retried by the SDK and then
+//!   fails its precondition (412) although it committed: after any failed
+//!   precondition the lease is read back, and when it holds our id it is ours;
+//! - expiry is judged on S3's clock alone: the object's `LastModified` plus
+//!   the holder's time to live, against the `Date` of S3's answer, never
+//!   against a writer's own clock;
+//! - [`Guard::verify`] reads the lease back before each wave of changes
+//!   (fencing): a writer that lost it (paused past its time to live, say)
+//!   stops before it changes anything more.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,8 +25,13 @@ use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_s3::primitives::ByteStream;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeDeserializationInterceptorContextRef;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +53,10 @@ pub struct Holder {
     pub command: String,
     pub acquired_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    /// The time to live the holder renews by; expiry is `LastModified` plus
+    /// this, on S3's clock. Absent in leases written before it was recorded.
+    #[serde(default)]
+    pub ttl_millis: Option<u64>,
 }
 
 impl std::fmt::Display for Holder {
@@ -65,6 +85,10 @@ pub enum Error {
         deployment: String,
         holder: Box<Holder>,
     },
+    #[error(
+        "the writers' lease s3://{bucket}/{LEASE_KEY} is no longer held by this writer (now: {now}); stopped before changing anything more"
+    )]
+    Lost { bucket: String, now: String },
     #[error("lease {operation} on s3://{bucket}/{LEASE_KEY} failed: {message}")]
     Aws {
         operation: &'static str,
@@ -107,23 +131,59 @@ pub struct Current {
     pub holder: Option<Holder>,
     pub etag: String,
     pub last_modified: Option<DateTime<Utc>>,
+    /// S3's clock when it answered (its `Date` header).
+    pub server_now: Option<DateTime<Utc>>,
 }
 
 impl Current {
-    fn expired(&self, now: DateTime<Utc>, ttl: Duration) -> bool {
-        match &self.holder {
-            Some(holder) => holder.expires_at <= now,
-            // Unreadable: expired once it is older than one time to live.
-            None => self.last_modified.is_none_or(|modified| {
-                modified + chrono::Duration::from_std(ttl).unwrap_or_default() <= now
-            }),
+    /// Whether the holder's time ran out, on S3's clock: its last write
+    /// (`LastModified`, plus a second for its precision) plus its time to
+    /// live, against the answer's `Date`.
+    /// An unreadable lease, or one without a recorded time to live, lasts
+    /// `ttl`. Without S3's dates (no `Date` header) the local clock is used.
+    pub fn expired(&self, ttl: Duration) -> bool {
+        let now = self.server_now.unwrap_or_else(Utc::now);
+        let lasts = self
+            .holder
+            .as_ref()
+            .and_then(|holder| holder.ttl_millis)
+            .map(Duration::from_millis)
+            .unwrap_or(ttl);
+        // `LastModified` and `Date` are whole seconds, both cut down: the
+        // write may have been up to a second after `LastModified`, and the
+        // present is at or after `Date`; adding that second never lets a
+        // lease expire early.
+        let precision = chrono::Duration::seconds(1);
+        match self.last_modified {
+            Some(modified) => {
+                modified + precision + chrono::Duration::from_std(lasts).unwrap_or_default() <= now
+            }
+            None => self
+                .holder
+                .as_ref()
+                .is_none_or(|holder| holder.expires_at <= now),
         }
+    }
+
+    fn held_by(&self, id: &str) -> bool {
+        self.holder.as_ref().is_some_and(|holder| holder.id == id)
     }
 }
 
 /// Reads the lease object; `None` when nobody holds the lease.
 pub async fn current(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<Option<Current>, Error> {
-    let output = match s3.get_object().bucket(bucket).key(LEASE_KEY).send().await {
+    let server_date = Arc::new(Mutex::new(None));
+    let record_date = server_date.clone();
+    let answer = s3
+        .get_object()
+        .bucket(bucket)
+        .key(LEASE_KEY)
+        .customize()
+        .interceptor(ServerDate(record_date))
+        .send()
+        .await;
+    let server_now = *lock(&server_date);
+    let output = match answer {
         Ok(output) => output,
         Err(error) if status_of(&error) == Some(404) => return Ok(None),
         Err(error) => return Err(aws("GetObject", bucket, error)),
@@ -146,13 +206,41 @@ pub async fn current(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<Option<Cur
         holder: serde_json::from_slice(&body).ok(),
         etag,
         last_modified,
+        server_now,
     }))
+}
+
+/// Records the `Date` header of S3's answer: S3's clock, by which expiry
+/// is judged.
+#[derive(Debug)]
+struct ServerDate(Arc<Mutex<Option<DateTime<Utc>>>>);
+
+impl Intercept for ServerDate {
+    fn name(&self) -> &'static str {
+        "ServerDate"
+    }
+
+    fn read_after_transmit(
+        &self,
+        context: &BeforeDeserializationInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        *lock(&self.0) = context
+            .response()
+            .headers()
+            .get("date")
+            .and_then(|date| DateTime::parse_from_rfc2822(date).ok())
+            .map(|date| date.with_timezone(&Utc));
+        Ok(())
+    }
 }
 
 /// A held lease. Renewed in the background until [`Lease::release`].
 pub struct Lease {
     s3: aws_sdk_s3::Client,
     bucket: String,
+    ttl: Duration,
     state: Arc<Mutex<(Holder, String)>>,
     lost: Arc<AtomicBool>,
     renewal: tokio::task::JoinHandle<()>,
@@ -184,7 +272,13 @@ impl Lease {
             let Some(current) = current(s3, bucket).await? else {
                 continue; // released in between: try again at once
             };
-            if current.expired(Utc::now(), options.ttl) {
+            if current.held_by(&id) {
+                // Our write committed but its answer was lost; the SDK's
+                // retry then failed the precondition on our own lease.
+                let holder = current.holder.clone().unwrap_or(holder);
+                return Ok(Lease::held(s3, bucket, holder, current.etag, options.ttl));
+            }
+            if current.expired(options.ttl) {
                 if let Put::Done(etag) =
                     put(s3, bucket, &holder, Condition::Matches(&current.etag)).await?
                 {
@@ -237,6 +331,7 @@ impl Lease {
         Lease {
             s3: s3.clone(),
             bucket: bucket.to_string(),
+            ttl,
             state,
             lost,
             renewal,
@@ -246,6 +341,17 @@ impl Lease {
     /// Who holds it: this writer.
     pub fn holder(&self) -> Holder {
         lock(&self.state).0.clone()
+    }
+
+    /// A handle that checks, against S3, that this lease is still held.
+    pub fn guard(&self) -> Guard {
+        Guard {
+            s3: self.s3.clone(),
+            bucket: self.bucket.clone(),
+            id: lock(&self.state).0.id.clone(),
+            ttl: self.ttl,
+            lost: self.lost.clone(),
+        }
     }
 
     /// Whether the lease is still ours and not expired.
@@ -274,6 +380,55 @@ impl Lease {
     }
 }
 
+/// Checks that a held lease is still this writer's, on S3 (fencing): the
+/// reconcile calls [`Guard::verify`] before each wave of changes.
+#[derive(Clone)]
+pub struct Guard {
+    s3: aws_sdk_s3::Client,
+    bucket: String,
+    id: String,
+    ttl: Duration,
+    lost: Arc<AtomicBool>,
+}
+
+impl Guard {
+    /// Reads the lease back: `Ok` while it holds this writer's id and its
+    /// time has not run out on S3's clock.
+    pub async fn verify(&self) -> Result<(), Error> {
+        let lost = |now: String| Error::Lost {
+            bucket: self.bucket.clone(),
+            now,
+        };
+        if self.lost.load(Ordering::SeqCst) {
+            return Err(lost("taken over by another writer".into()));
+        }
+        match current(&self.s3, &self.bucket).await? {
+            Some(found) if found.held_by(&self.id) && !found.expired(self.ttl) => Ok(()),
+            Some(found) => {
+                self.lost.store(true, Ordering::SeqCst);
+                Err(lost(match &found.holder {
+                    Some(holder) if holder.id == self.id => "expired".to_string(),
+                    Some(holder) => format!("held by {holder}"),
+                    None => "an unreadable lease object".to_string(),
+                }))
+            }
+            None => {
+                self.lost.store(true, Ordering::SeqCst);
+                Err(lost("released by someone else".into()))
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guard")
+            .field("bucket", &self.bucket)
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Drop for Lease {
     fn drop(&mut self) {
         // Dropped without release (an error path): it expires on its own.
@@ -295,11 +450,19 @@ async fn renew(
         holder.expires_at = Utc::now() + chrono::Duration::from_std(ttl).unwrap_or_default();
         match put(&s3, &bucket, &holder, Condition::Matches(&etag)).await {
             Ok(Put::Done(etag)) => *lock(&state) = (holder, etag),
-            Ok(Put::Conflict) => {
-                tracing::error!(holder = %holder.id, "lost the lease: another writer took it over");
-                lost.store(true, Ordering::SeqCst);
-                return;
-            }
+            Ok(Put::Conflict) => match current(&s3, &bucket).await {
+                // Our renewal committed, its answer was lost: carry on.
+                Ok(Some(found)) if found.held_by(&holder.id) => {
+                    let holder = found.holder.clone().unwrap_or(holder);
+                    *lock(&state) = (holder, found.etag);
+                }
+                Ok(_) => {
+                    tracing::error!(holder = %holder.id, "lost the lease: another writer took it over");
+                    lost.store(true, Ordering::SeqCst);
+                    return;
+                }
+                Err(error) => tracing::warn!(%error, "cannot read the lease back; trying again"),
+            },
             Err(error) => tracing::warn!(%error, "cannot renew the lease; trying again"),
         }
     }
@@ -345,6 +508,7 @@ fn new_holder(id: &str, command: &str, ttl: Duration) -> Holder {
         command: command.to_string(),
         acquired_at: now,
         expires_at: now + chrono::Duration::from_std(ttl).unwrap_or_default(),
+        ttl_millis: Some(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)),
     }
 }
 
@@ -357,6 +521,7 @@ fn unknown_holder(current: &Current) -> Holder {
         command: "an unreadable lease object".into(),
         acquired_at: when,
         expires_at: when,
+        ttl_millis: None,
     }
 }
 

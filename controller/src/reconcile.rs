@@ -32,6 +32,8 @@ pub enum Error {
     },
     #[error("{}", refused_message(.0))]
     Refused(Vec<Change>),
+    #[error(transparent)]
+    Lease(#[from] crate::lease::Error),
     #[error("{} of {} changes failed:\n{}", .failures.len(), .attempted, failure_lines(.failures))]
     Incomplete {
         attempted: usize,
@@ -89,6 +91,9 @@ pub struct Controller {
     pub ctx: Context,
     /// The Panther token, when its environment variable is set.
     secret_value: Option<resources::secret::SecretValue>,
+    /// The writers' lease this controller changes things under, checked
+    /// against S3 before each wave of changes.
+    fence: Option<crate::lease::Guard>,
 }
 
 impl Controller {
@@ -133,7 +138,15 @@ impl Controller {
             spec,
             ctx,
             secret_value,
+            fence: None,
         })
+    }
+
+    /// Changes happen under this lease from now on: before each wave of
+    /// changes it is read back from S3, and a lease no longer ours stops the
+    /// apply or destroy before it changes anything more.
+    pub fn set_fence(&mut self, guard: Option<crate::lease::Guard>) {
+        self.fence = guard;
     }
 
     /// Changes how long the controller waits on AWS (tests shorten it).
@@ -507,6 +520,12 @@ impl Controller {
                         .map(|change| (desired, change))
                 })
                 .collect();
+            if work.is_empty() {
+                continue;
+            }
+            if let Some(fence) = &self.fence {
+                fence.verify().await?;
+            }
             attempted += work.len();
             let results = join_all(work.into_iter().map(|(desired, change)| {
                 let span = tracing::info_span!("change", resource = %change.resource, action = ?change.action);

@@ -21,7 +21,7 @@ const API_GATEWAY_TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect
 /// Short delays so the tests wait little, long enough to be hit at once.
 fn quick() -> StrictSettings {
     StrictSettings {
-        role_propagation: Duration::from_millis(600),
+        role_propagation: Duration::from_millis(1500),
         function_pending: Duration::from_millis(400),
         function_update: Duration::from_millis(400),
         tag_visibility: Duration::from_millis(400),
@@ -538,7 +538,17 @@ async fn a_new_role_cannot_be_assumed_by_lambda_for_a_while() {
                 .to_string()
         }
     };
+    // Long enough that a loaded machine still calls within it.
+    let propagation = Duration::from_secs(3);
+    aws.strict().unwrap().set_settings(StrictSettings {
+        role_propagation: propagation,
+        ..quick()
+    });
     let first = new_role("first").await;
+    let error = create_function(&lambda, "f", &first)
+        .send()
+        .await
+        .unwrap_err();
     // moto takes it at once.
     create_function(
         &aws_sdk_lambda::Client::new(&moto_config(&aws).await),
@@ -548,10 +558,6 @@ async fn a_new_role_cannot_be_assumed_by_lambda_for_a_while() {
     .send()
     .await
     .unwrap();
-    let error = create_function(&lambda, "f", &first)
-        .send()
-        .await
-        .unwrap_err();
     assert!(
         error.to_string().contains("cannot be assumed")
             || format!("{error:?}").contains("cannot be assumed by Lambda"),
@@ -562,7 +568,7 @@ async fn a_new_role_cannot_be_assumed_by_lambda_for_a_while() {
             .as_service_error()
             .is_some_and(|e| e.is_invalid_parameter_value_exception())
     );
-    tokio::time::sleep(quick().role_propagation).await;
+    tokio::time::sleep(propagation).await;
     create_function(&lambda, "f", &first).send().await.unwrap();
     tokio::time::sleep(quick().function_pending).await;
 
@@ -580,7 +586,7 @@ async fn a_new_role_cannot_be_assumed_by_lambda_for_a_while() {
             .as_service_error()
             .is_some_and(|e| e.is_invalid_parameter_value_exception())
     );
-    tokio::time::sleep(quick().role_propagation).await;
+    tokio::time::sleep(propagation).await;
     lambda
         .update_function_configuration()
         .function_name("f")
