@@ -26,6 +26,12 @@
 //! `FRI#2` in day-of-week). A rate is `rate(<value> <unit>)` with a positive
 //! whole value and the unit `minute`, `hour` or `day`, singular for a value
 //! of 1 and plural otherwise.
+//!
+//! Where the pages are silent, the stricter reading is taken: a range ends
+//! at or after its start (`20-23`, not `22-2`); an increment is 1 to the
+//! number of values of its field. Some translated and older versions of the
+//! page list `/` for day-of-week too; the English reference does not, and
+//! this follows it.
 
 /// Why an expression is not one EventBridge accepts.
 pub fn check_expression(expression: &str) -> Result<(), String> {
@@ -449,6 +455,8 @@ mod tests {
             ("rate(2 day)", "plural"),
             ("rate(1 days)", "singular"),
             ("rate(1 hours)", "singular"),
+            // The rate page's own counter-examples.
+            ("rate(5 hour)", "plural"),
             ("rate(0 minutes)", "at least 1"),
             ("rate(-5 minutes)", "not a positive whole number"),
             ("rate(1.5 hours)", "not a positive whole number"),
