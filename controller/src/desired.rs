@@ -153,6 +153,10 @@ pub fn desired_resources(spec: &Spec, ctx: &Context, refs: &Refs) -> Vec<Desired
                     &route.method,
                     &route.path,
                 ),
+                legacy_statement_id: Some(permission::legacy_route_statement_id(
+                    &route.method,
+                    &route.path,
+                )),
             }));
         }
     }
@@ -170,6 +174,7 @@ pub fn desired_resources(spec: &Spec, ctx: &Context, refs: &Refs) -> Vec<Desired
                 statement_id,
                 principal: "events.amazonaws.com".into(),
                 source_arn: rule.arn(ctx),
+                legacy_statement_id: Some(permission::legacy_schedule_statement_id(&schedule.name)),
             }));
             resources.push(Desired::Rule(rule));
         }

@@ -3,7 +3,8 @@
 //! the function is being updated and the call must be made again (Lambda
 //! API reference, AddPermission, "Errors"). The controller tells them apart
 //! by reading the policy back; neither may leave a route without its
-//! permission.
+//! permission. And a statement an earlier version of the controller made
+//! under another id is removed once its replacement is in place.
 
 mod common;
 
@@ -92,4 +93,74 @@ async fn a_statement_whose_answer_was_lost_is_taken_as_done() {
     assert_eq!(sources(&sdk(&aws).await, DETECTION).await.len(), 2);
     let again = controller_at(&endpoint, &local_config(&endpoint)).await;
     assert!(!again.plan().await.unwrap().has_changes());
+}
+
+/// The ids of the statements of `function`'s resource policy.
+async fn statement_ids(sdk: &Sdk, function: &str) -> Vec<String> {
+    let policy = sdk
+        .lambda
+        .get_policy()
+        .function_name(function)
+        .send()
+        .await
+        .expect("the function has a resource policy");
+    let document: Value = serde_json::from_str(policy.policy().unwrap()).unwrap();
+    let mut ids: Vec<String> = document["Statement"]
+        .as_array()
+        .expect("statements")
+        .iter()
+        .filter_map(|statement| statement["Sid"].as_str().map(str::to_string))
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_made_by_an_earlier_version_is_replaced_not_left_behind() {
+    use controller::resources::permission::{legacy_route_statement_id, route_statement_id};
+    let aws = common::account().await;
+    let endpoint = aws.endpoint_url().to_string();
+    controller_at(&endpoint, &local_config(&endpoint))
+        .await
+        .apply()
+        .await
+        .expect("apply");
+    let sdk = sdk(&aws).await;
+    // The deployment as an earlier version left it: POST /detect granted
+    // under the old id.
+    let new = route_statement_id("POST", "/detect");
+    let legacy = legacy_route_statement_id("POST", "/detect");
+    let source = sources(&sdk, DETECTION)
+        .await
+        .into_iter()
+        .find(|source| source.ends_with("/POST/detect"))
+        .expect("POST /detect is granted");
+    sdk.lambda
+        .remove_permission()
+        .function_name(DETECTION)
+        .statement_id(&new)
+        .send()
+        .await
+        .unwrap();
+    sdk.lambda
+        .add_permission()
+        .function_name(DETECTION)
+        .statement_id(&legacy)
+        .action("lambda:InvokeFunction")
+        .principal("apigateway.amazonaws.com")
+        .source_arn(&source)
+        .send()
+        .await
+        .unwrap();
+    assert!(statement_ids(&sdk, DETECTION).await.contains(&legacy));
+
+    controller_at(&endpoint, &local_config(&endpoint))
+        .await
+        .apply()
+        .await
+        .expect("apply");
+    let ids = statement_ids(&sdk, DETECTION).await;
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert!(ids.contains(&new), "{ids:?}");
+    assert!(!ids.contains(&legacy), "{ids:?}");
 }

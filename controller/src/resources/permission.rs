@@ -49,6 +49,24 @@ pub fn schedule_statement_id(rule: &str) -> String {
     statement_id("schedule", rule, rule)
 }
 
+/// The id earlier versions gave a route's statement: method and path with
+/// every other character as `-` (so `/a-b` and `/a_b` shared one).
+pub fn legacy_route_statement_id(method: &str, path: &str) -> String {
+    let sanitized: String = format!("{method}{path}")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    format!(
+        "{STATEMENT_ID_PREFIX}api-{}",
+        sanitized.trim_end_matches('-')
+    )
+}
+
+/// The id earlier versions gave the schedule's statement.
+pub fn legacy_schedule_statement_id(rule: &str) -> String {
+    format!("{STATEMENT_ID_PREFIX}schedule-{rule}")
+}
+
 /// `<prefix><kind>-<readable>-<hash>`, at most 100 characters of
 /// `[a-zA-Z0-9-_]`; `readable` is sanitised and shortened to fit, while the
 /// hash covers the exact `source`.
@@ -111,6 +129,10 @@ pub struct Desired {
     /// `apigateway.amazonaws.com`, `events.amazonaws.com`.
     pub principal: String,
     pub source_arn: String,
+    /// The id earlier versions of the controller gave the same grant; once
+    /// the statement exists under its new id, a statement left under this
+    /// one is removed.
+    pub legacy_statement_id: Option<String>,
 }
 
 impl Desired {
@@ -209,7 +231,34 @@ impl Desired {
                 Err(error) => Err(aws_error("AddPermission")(error)),
             }
         })
-        .await
+        .await?;
+        self.remove_legacy(ctx).await
+    }
+
+    /// Removes the statement an earlier version of the controller made for
+    /// the same grant, if any: the new one is in place by now.
+    async fn remove_legacy(&self, ctx: &Context) -> Result<()> {
+        let Some(legacy) = self
+            .legacy_statement_id
+            .as_ref()
+            .filter(|legacy| **legacy != self.statement_id)
+        else {
+            return Ok(());
+        };
+        let result = ctx
+            .clients
+            .lambda
+            .remove_permission()
+            .function_name(&self.function)
+            .statement_id(legacy)
+            .send()
+            .await;
+        if result.is_ok() {
+            tracing::info!(function = %self.function, statement = %legacy, replaced_by = %self.statement_id, "removed the statement of an earlier controller version");
+        }
+        done_or(result, "RemovePermission", |e| {
+            e.is_resource_not_found_exception()
+        })
     }
 
     /// Nothing changes in place; replacement goes through delete and create.
@@ -302,6 +351,26 @@ mod tests {
         assert_ne!(
             schedule_statement_id("nightly.train"),
             schedule_statement_id("nightly-train")
+        );
+    }
+
+    #[test]
+    fn legacy_ids_are_those_earlier_versions_wrote() {
+        assert_eq!(
+            legacy_route_statement_id("POST", "/detect"),
+            "anomaly-controller-api-POST-detect"
+        );
+        assert_eq!(
+            legacy_route_statement_id("GET", "/items/{id}"),
+            "anomaly-controller-api-GET-items--id"
+        );
+        assert_eq!(
+            legacy_schedule_statement_id("d-schedule"),
+            "anomaly-controller-schedule-d-schedule"
+        );
+        assert_ne!(
+            legacy_route_statement_id("POST", "/detect"),
+            route_statement_id("POST", "/detect")
         );
     }
 
