@@ -419,6 +419,25 @@ fn cases() -> Vec<Case> {
         "\"cron(0 6 ? * 2W *)\"",
     );
     case(
+        "greedy parameter not last",
+        b.replacen("path = \"/health\"", "path = \"/files/{proxy+}/x\"", 1),
+        "a greedy {parameter+} must be the last segment",
+        "path = |\"/files/{proxy+}/x\"",
+    );
+    case(
+        "empty parameter",
+        b.replacen("path = \"/health\"", "path = \"/{+}\"", 1),
+        "is not a route path",
+        "path = |\"/{+}\"",
+    );
+    case(
+        "sibling parameters",
+        b.replacen("path = \"/health\"", "path = \"/items/{id}\"", 1)
+            .replacen("path = \"/detect\"", "path = \"/items/{name}/parts\"", 1),
+        "API Gateway allows one parameter under /items, and another route has {id} there",
+        "path = |\"/items/{name}/parts\"",
+    );
+    case(
         "second cors origin",
         b.replace(
             "# cors_allow_origins",
@@ -568,6 +587,40 @@ fn the_environment_limit_counts_what_the_controller_adds() {
     // controller's variables make it too large.
     let own_size = serde_json::to_string(&own(padding + 1)).unwrap().len();
     assert!(own_size < 4096 - 150, "{own_size}");
+}
+
+#[test]
+fn routes_api_gateway_takes_are_accepted() {
+    let routes = [
+        ("GET", "/"),
+        ("GET", "/items/{id}"),
+        ("PUT", "/items/{id}/parts/{part}"),
+        ("GET", "/items/all"),
+        ("ANY", "/files/{proxy+}"),
+        ("GET", "/files"),
+        ("POST", "/v1.2/detect_now-x"),
+    ];
+    let mut text = base().replacen(
+        "[[api.routes]]\nmethod = \"GET\"\npath = \"/health\"\nfunction = \"detection\"\n",
+        "",
+        1,
+    );
+    for (method, path) in routes {
+        text.push_str(&format!(
+            "\n[[api.routes]]\nmethod = \"{method}\"\npath = \"{path}\"\nfunction = \"detection\"\n"
+        ));
+    }
+    let spec = controller::spec::Spec::parse(std::path::Path::new("routes.toml"), &text)
+        .unwrap_or_else(|error| panic!("{error}"));
+    let api = spec.api.expect("an API");
+    for (method, path) in routes {
+        assert!(
+            api.routes
+                .iter()
+                .any(|route| route.method == method && route.path == path),
+            "{method} {path}"
+        );
+    }
 }
 
 #[test]

@@ -373,6 +373,7 @@ fn build_api(
     }
     let mut routes = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
+    let mut parameters = BTreeMap::new();
     for (index, route) in raw.routes.iter().enumerate() {
         let index_text = index.to_string();
         let path_of = |field: &str| {
@@ -402,6 +403,17 @@ fn build_api(
             checker.problem(
                 &path,
                 format!("{:?} is not a route path: {reason}", route.path),
+            );
+        }
+        if let Some((parent, known)) = sibling_parameter_conflict(&mut parameters, &route.path) {
+            let path = path_of("path");
+            let path: Vec<&str> = path.iter().map(String::as_str).collect();
+            checker.problem(
+                &path,
+                format!(
+                    "{:?}: API Gateway allows one parameter under {parent}, and another route has {known} there",
+                    route.path
+                ),
             );
         }
         if !seen.insert((method.clone(), route.path.clone())) {
@@ -435,31 +447,74 @@ fn build_api(
     }
 }
 
-/// `/`, `/health`, `/items/{id}`, `/files/{proxy+}`.
+/// `/`, `/health`, `/items/{id}`, `/files/{proxy+}`. A greedy parameter
+/// (`{name+}`) must be the last segment (API Gateway developer guide, "Set
+/// up a proxy integration with a proxy resource": the greedy path variable
+/// must be at the end of the resource path).
 fn check_route_path(path: &str) -> Result<(), &'static str> {
     let rest = path.strip_prefix('/').ok_or("it must start with '/'")?;
     if rest.is_empty() {
         return Ok(());
     }
-    for segment in rest.split('/') {
+    let segments: Vec<&str> = rest.split('/').collect();
+    for (index, segment) in segments.iter().enumerate() {
         let plain = !segment.is_empty()
             && segment
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c));
-        let parameter = segment.len() > 2
-            && segment.starts_with('{')
-            && segment.ends_with('}')
-            && segment[1..segment.len() - 1]
-                .trim_end_matches('+')
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_');
+        let inner = segment
+            .strip_prefix('{')
+            .and_then(|rest| rest.strip_suffix('}'));
+        let (name, greedy) = match inner {
+            Some(inner) => match inner.strip_suffix('+') {
+                Some(name) => (Some(name), true),
+                None => (Some(inner), false),
+            },
+            None => (None, false),
+        };
+        let parameter = name.is_some_and(|name| {
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        });
         if !plain && !parameter {
             return Err(
                 "segments are letters, digits, '-', '.', '_' or a {parameter}, with no empty segment",
             );
         }
+        if greedy && index + 1 != segments.len() {
+            return Err("a greedy {parameter+} must be the last segment");
+        }
     }
     Ok(())
+}
+
+/// API Gateway allows one variable path part among the children of a
+/// resource (CreateResource answers "A sibling ({id}) of this resource
+/// already has a variable path part -- only one is allowed"): under one
+/// parent, every route must name its parameter alike. `None` when `path`
+/// agrees with `seen`, else the parent and the parameter already there.
+fn sibling_parameter_conflict(
+    seen: &mut BTreeMap<String, String>,
+    path: &str,
+) -> Option<(String, String)> {
+    let mut parent = String::new();
+    for segment in path.trim_start_matches('/').split('/') {
+        if segment.starts_with('{') {
+            let known = seen
+                .entry(parent.clone())
+                .or_insert_with(|| segment.to_string());
+            if known != segment {
+                let parent = if parent.is_empty() {
+                    "/".to_string()
+                } else {
+                    parent
+                };
+                return Some((parent, known.clone()));
+            }
+        }
+        parent.push('/');
+        parent.push_str(segment);
+    }
+    None
 }
 
 fn build_schedule(
