@@ -33,6 +33,102 @@ async fn apply_converges_through_throttling_errors_and_dropped_connections() {
     assert_eq!(inventory(&sdk(&aws).await).await, FULL);
 }
 
+/// A create of every kind whose answer is lost after AWS carried it out:
+/// the SDK sends it again and AWS answers "already exists" (or, for the
+/// calls AWS does not deduplicate, makes a second one). Each is scripted
+/// once, deterministically, and the apply must end with exactly one of
+/// everything and nothing left to change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_of_every_kind_whose_answer_is_lost_converges_with_one_of_each() {
+    let aws = common::account().await;
+    let proxy = FaultProxy::start(aws.addr(), FaultRates::default()).await;
+    let by_path = |method: &str, suffix: &str| RequestMatch {
+        method: Some(method.into()),
+        path_suffix: Some(suffix.into()),
+        ..RequestMatch::default()
+    };
+    let creates = [
+        // The first PUT on the bucket: CreateBucket.
+        (
+            "CreateBucket",
+            RequestMatch {
+                method: Some("PUT".into()),
+                path_prefix: Some("/anomaly-local-models".into()),
+                ..RequestMatch::default()
+            },
+        ),
+        ("CreateSecret", RequestMatch::action("CreateSecret")),
+        ("CreateRepository", RequestMatch::action("CreateRepository")),
+        ("CreateRole", RequestMatch::action("CreateRole")),
+        ("PutRolePolicy", RequestMatch::action("PutRolePolicy")),
+        ("CreateLogGroup", RequestMatch::action("CreateLogGroup")),
+        ("CreateFunction", by_path("POST", "/2015-03-31/functions")),
+        ("AddPermission", by_path("POST", "/policy")),
+        ("CreateRestApi", by_path("POST", "/restapis")),
+        // The first POST under an API after its creation: CreateResource.
+        (
+            "CreateResource",
+            RequestMatch {
+                method: Some("POST".into()),
+                path_prefix: Some("/restapis/".into()),
+                ..RequestMatch::default()
+            },
+        ),
+        ("CreateDeployment", by_path("POST", "/deployments")),
+        ("CreateStage", by_path("POST", "/stages")),
+        ("PutRule", RequestMatch::action("PutRule")),
+        ("PutTargets", RequestMatch::action("PutTargets")),
+    ];
+    for (_, matcher) in &creates {
+        proxy.script_drop_after_forwarding(matcher.clone(), 1);
+    }
+    let controller =
+        controller_at(&proxy.endpoint_url(), &local_config(&proxy.endpoint_url())).await;
+    controller
+        .apply()
+        .await
+        .expect("apply converges though every create's first answer is lost");
+    assert_eq!(
+        proxy.pending_scripts(),
+        [],
+        "each create lost its first answer"
+    );
+    assert_eq!(proxy.stats().dropped_after, creates.len() as u64);
+
+    let direct = local_controller(&aws).await;
+    let plan = direct.plan().await.unwrap();
+    assert!(!plan.has_changes(), "{plan}");
+    let sdk = sdk(&aws).await;
+    assert_eq!(inventory(&sdk).await, FULL);
+    // The API's resources and stage exist once each.
+    let api_id = sdk.apigateway.get_rest_apis().send().await.unwrap().items()[0]
+        .id()
+        .unwrap()
+        .to_string();
+    let resources = sdk
+        .apigateway
+        .get_resources()
+        .rest_api_id(&api_id)
+        .send()
+        .await
+        .unwrap();
+    let mut paths: Vec<&str> = resources
+        .items()
+        .iter()
+        .filter_map(|resource| resource.path())
+        .collect();
+    paths.sort_unstable();
+    assert_eq!(paths, ["/", "/detect", "/health"]);
+    let stages = sdk
+        .apigateway
+        .get_stages()
+        .rest_api_id(&api_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stages.item().len(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_role_not_yet_assumable_is_retried_until_lambda_accepts_it() {
     let aws = common::account().await;

@@ -447,6 +447,17 @@ impl FaultProxy {
         self.add_script(matcher, Answer::JsonOverride(overrides), times);
     }
 
+    /// The matchers of the scripts not yet used up, for a test's failure
+    /// message.
+    pub fn pending_scripts(&self) -> Vec<RequestMatch> {
+        self.shared
+            .control()
+            .scripts
+            .iter()
+            .map(|script| script.matcher.clone())
+            .collect()
+    }
+
     /// How many scripted answers were sent so far.
     pub fn scripted_count(&self) -> u64 {
         self.shared.control().scripted

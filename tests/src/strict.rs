@@ -85,6 +85,11 @@ pub enum Rule {
     /// PutMethod, "Errors"; aws-cli issue 3992); moto overwrites it and
     /// drops its integration.
     PutMethodExists,
+    /// CreateResource with a path part its parent already has is 409
+    /// ConflictException "Another resource with the same parent already has
+    /// this name" (API Gateway API reference, CreateResource, "Errors");
+    /// moto makes a second resource of the same path.
+    ResourceExists,
     /// UpdateStage setting access-log settings while the account has no
     /// `cloudwatchRoleArn` is 400 BadRequestException; the whole patch is
     /// refused (API Gateway developer guide, "Set up CloudWatch logging for
@@ -613,6 +618,38 @@ impl StrictAws {
                             409,
                             "ConflictException",
                             "Method already exists for this resource",
+                        ),
+                    )
+                })
+            }
+            (&Method::POST, ["restapis", api, "resources", parent]) => {
+                let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+                let part = body.get("pathPart").and_then(Value::as_str)?;
+                let resources = self
+                    .upstream_json(
+                        "apigateway",
+                        Method::GET,
+                        &format!("/restapis/{api}/resources?limit=500"),
+                    )
+                    .await?;
+                let taken = resources
+                    .get("item")
+                    .and_then(Value::as_array)
+                    .is_some_and(|items| {
+                        items.iter().any(|item| {
+                            item.get("parentId").and_then(Value::as_str) == Some(*parent)
+                                && item.get("pathPart").and_then(Value::as_str) == Some(part)
+                        })
+                    });
+                taken.then(|| {
+                    (
+                        Rule::ResourceExists,
+                        api_gateway_error(
+                            409,
+                            "ConflictException",
+                            &format!(
+                                "Another resource with the same parent already has this name: {part}"
+                            ),
                         ),
                     )
                 })

@@ -394,6 +394,46 @@ async fn put_method_on_an_existing_method_is_409() {
 }
 
 #[tokio::test]
+async fn a_second_resource_of_the_same_name_under_one_parent_is_409() {
+    let aws = strict_aws().await;
+    let (moto_api, id, root) = rest_api_with_root(&moto_config(&aws).await).await;
+    for _ in 0..2 {
+        moto_api
+            .create_resource()
+            .rest_api_id(&id)
+            .parent_id(&root)
+            .path_part("twice")
+            .send()
+            .await
+            .expect("moto makes a duplicate resource");
+    }
+    let strict_api = aws_sdk_apigateway::Client::new(&strict_config(&aws).await);
+    strict_api
+        .create_resource()
+        .rest_api_id(&id)
+        .parent_id(&root)
+        .path_part("once")
+        .send()
+        .await
+        .unwrap();
+    let error = strict_api
+        .create_resource()
+        .rest_api_id(&id)
+        .parent_id(&root)
+        .path_part("once")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        error
+            .as_service_error()
+            .is_some_and(|e| e.is_conflict_exception()),
+        "{error:?}"
+    );
+    assert_eq!(aws.strict().unwrap().refusals(Rule::ResourceExists), 1);
+}
+
+#[tokio::test]
 async fn access_logs_need_the_account_cloudwatch_role() {
     let aws = strict_aws().await;
     let config = strict_config(&aws).await;

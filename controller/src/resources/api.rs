@@ -666,15 +666,31 @@ impl Desired {
                 .await
                 .map_err(aws_error("CreateDeployment"))?;
             let deployment_id = deployment.id().unwrap_or_default().to_string();
-            if stage_missing {
-                api.create_stage()
+            let created = if stage_missing {
+                match api
+                    .create_stage()
                     .rest_api_id(id)
                     .stage_name(&self.spec.stage)
                     .deployment_id(&deployment_id)
                     .send()
                     .await
-                    .map_err(aws_error("CreateStage"))?;
+                {
+                    Ok(_) => true,
+                    // A retried create whose first answer was lost: the
+                    // stage exists; point it at this deployment below.
+                    Err(error)
+                        if error
+                            .as_service_error()
+                            .is_some_and(|service| service.is_conflict_exception()) =>
+                    {
+                        false
+                    }
+                    Err(error) => return Err(aws_error("CreateStage")(error)),
+                }
             } else {
+                false
+            };
+            if !created {
                 api.update_stage()
                     .rest_api_id(id)
                     .stage_name(&self.spec.stage)
@@ -867,9 +883,27 @@ impl Desired {
                         .parent_id(&parent)
                         .path_part(part)
                         .send()
-                        .await
-                        .map_err(aws_error("CreateResource"))?;
-                    let created_id = created.id().unwrap_or_default().to_string();
+                        .await;
+                    let created_id = match created {
+                        Ok(created) => created.id().unwrap_or_default().to_string(),
+                        // A retried create whose first answer was lost: AWS
+                        // refuses a second resource of the same name under
+                        // one parent (409); the first one is the one.
+                        Err(error)
+                            if error
+                                .as_service_error()
+                                .is_some_and(|service| service.is_conflict_exception()) =>
+                        {
+                            self.resources(ctx, id)
+                                .await?
+                                .iter()
+                                .find(|resource| resource.path() == Some(current.as_str()))
+                                .and_then(|resource| resource.id())
+                                .map(str::to_string)
+                                .ok_or_else(|| aws_error("CreateResource")(error))?
+                        }
+                        Err(error) => return Err(aws_error("CreateResource")(error)),
+                    };
                     paths.insert(current.clone(), created_id.clone());
                     created_id
                 }
