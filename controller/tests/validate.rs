@@ -438,6 +438,25 @@ fn cases() -> Vec<Case> {
         "path = |\"/items/{name}/parts\"",
     );
     case(
+        "repository name ECR refuses",
+        b.replacen(
+            "[functions.training.repository]\n",
+            "[functions.training.repository]\nname = \"team//training-\"\n",
+            1,
+        ),
+        "is not a repository name ECR accepts",
+        "name = |\"team//training-\"",
+    );
+    case(
+        "schedule input too long",
+        b.replace(
+            "input = '{\"training_source\": \"panther\"}'",
+            &format!("input = '{{\"pad\": \"{}\"}}'", "x".repeat(8200)),
+        ),
+        "EventBridge takes at most 8192",
+        "input = |'{\"pad\"",
+    );
+    case(
         "second cors origin",
         b.replace(
             "# cors_allow_origins",

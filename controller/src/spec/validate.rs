@@ -13,6 +13,8 @@ const LOG_RETENTION_DAYS: [u32; 22] = [
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
     3288, 3653,
 ];
+/// The longest constant input of an EventBridge target.
+const SCHEDULE_INPUT_LIMIT: usize = 8192;
 /// Tag keys the controller writes itself.
 pub const RESERVED_TAG_KEYS: [&str; 2] = [
     crate::ownership::MANAGED_BY_TAG,
@@ -554,6 +556,15 @@ fn build_schedule(
                 &["schedule", "input"],
                 format!("the input must be JSON: {error}"),
             );
+        } else if input.chars().count() > SCHEDULE_INPUT_LIMIT {
+            // EventBridge API reference, Target, `Input`: at most 8192 characters.
+            checker.problem(
+                &["schedule", "input"],
+                format!(
+                    "the input is {} characters; EventBridge takes at most {SCHEDULE_INPUT_LIMIT}",
+                    input.chars().count()
+                ),
+            );
         }
     }
     ScheduleSpec {
@@ -943,6 +954,16 @@ fn build_function(
         &repository.name,
         &REPOSITORY_NAME,
     );
+    if REPOSITORY_NAME.check(&repository.name).is_ok() && !is_ecr_repository_name(&repository.name)
+    {
+        checker.problem(
+            &["functions", key, "repository", "name"],
+            format!(
+                "{:?} is not a repository name ECR accepts: '/'-separated parts, each starting and ending with a letter or digit, with single '.', '_' or '-' between",
+                repository.name
+            ),
+        );
+    }
     FunctionSpec {
         key: key.to_string(),
         name,
@@ -1020,6 +1041,26 @@ fn is_region(region: &str) -> bool {
             .is_some_and(|last| last.chars().all(|c| c.is_ascii_digit()))
 }
 
+/// ECR's repository name pattern (ECR API reference, CreateRepository,
+/// `repositoryName`): `(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*`.
+fn is_ecr_repository_name(name: &str) -> bool {
+    name.split('/').all(|part| {
+        let alphanumeric = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+        let mut previous_separator = true;
+        for c in part.chars() {
+            let separator = "._-".contains(c);
+            if separator && previous_separator {
+                return false;
+            }
+            if !separator && !alphanumeric(c) {
+                return false;
+            }
+            previous_separator = separator;
+        }
+        !part.is_empty() && !previous_separator
+    })
+}
+
 /// `registry/repository:tag` or `registry/repository@sha256:<64 hex>`.
 fn check_image_uri(uri: &str) -> Result<(), &'static str> {
     let (registry, rest) = uri.split_once('/').ok_or("it has no registry host")?;
@@ -1047,4 +1088,59 @@ fn check_image_uri(uri: &str) -> Result<(), &'static str> {
         return Err("the tag must be 1-128 letters, digits and _.-");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ecr_repository_names_follow_its_pattern() {
+        for good in [
+            "a",
+            "ab",
+            "team/detection",
+            "a.b_c-d/e1/f",
+            "anomaly-local/training",
+        ] {
+            assert!(is_ecr_repository_name(good), "{good}");
+        }
+        for bad in [
+            "", "/a", "a/", "a//b", "-a", "a-", "a--b", "a._b", "A", "a/.b", "a b",
+        ] {
+            assert!(!is_ecr_repository_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn route_paths_and_sibling_parameters() {
+        for good in ["/", "/a", "/a/{b}", "/a/{b}/c", "/{proxy+}", "/a/{b_1+}"] {
+            assert_eq!(check_route_path(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "", "a", "/a/", "//a", "/{}", "/{+}", "/{a++}", "/{a+}/b", "/{a-b}",
+        ] {
+            assert!(check_route_path(bad).is_err(), "{bad}");
+        }
+        let mut seen = BTreeMap::new();
+        assert_eq!(sibling_parameter_conflict(&mut seen, "/items/{id}"), None);
+        assert_eq!(
+            sibling_parameter_conflict(&mut seen, "/items/{id}/x/{y}"),
+            None
+        );
+        assert_eq!(sibling_parameter_conflict(&mut seen, "/items/all"), None);
+        assert_eq!(
+            sibling_parameter_conflict(&mut seen, "/items/{name}"),
+            Some(("/items".to_string(), "{id}".to_string()))
+        );
+        assert_eq!(
+            sibling_parameter_conflict(&mut seen, "/{proxy+}"),
+            None,
+            "the first parameter under /"
+        );
+        assert_eq!(
+            sibling_parameter_conflict(&mut seen, "/{other}"),
+            Some(("/".to_string(), "{proxy+}".to_string()))
+        );
+    }
 }
