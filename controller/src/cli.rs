@@ -73,6 +73,17 @@ struct ConfigArg {
 enum Command {
     /// Check the file only; no AWS call.
     Validate(ConfigArg),
+    /// Print the least-privilege IAM policy the controller needs for this
+    /// deployment (JSON), to give the credentials that run it.
+    Policy {
+        /// The desired-state file.
+        #[arg(default_value = "config/prod.toml")]
+        config: PathBuf,
+        /// The AWS account id; default: `deployment.account_id`, else the
+        /// account of the current credentials.
+        #[arg(long)]
+        account: Option<String>,
+    },
     /// Show what differs, field by field; read-only. Exit 0 in sync, 2 differs, 1 error.
     Diff(ConfigArg),
     /// Converge the deployment to the file.
@@ -206,6 +217,25 @@ async fn execute(command: Command) -> Result<i32> {
                     spec.functions.len()
                 );
             }
+            Ok(EXIT_OK)
+        }
+        Command::Policy { config, account } => {
+            let spec = load(&ConfigArg {
+                config,
+                output: Output::Json,
+            })?;
+            let account = match account.or_else(|| spec.deployment.account_id.clone()) {
+                Some(account) => account,
+                None => Controller::connect(spec.clone())
+                    .await?
+                    .ctx
+                    .account_id
+                    .clone(),
+            };
+            let partition = crate::resources::partition_of(&spec.deployment.region);
+            print_json(&crate::access::controller_policy(
+                &spec, partition, &account,
+            ))?;
             Ok(EXIT_OK)
         }
         Command::Diff(config) => {

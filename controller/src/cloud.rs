@@ -51,6 +51,14 @@ impl CallLog {
         *calls.entry(key).or_default() += 1;
     }
 
+    /// Every `Service.Operation` called so far, with its count.
+    pub fn operations(&self) -> BTreeMap<String, u64> {
+        self.calls
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .clone()
+    }
+
     /// Counts of all calls so far.
     pub fn summary(&self) -> CallSummary {
         let calls = self

@@ -4,8 +4,9 @@
 //! `spec` (TOML in, typed desired state out) -> `desired` (the resources it
 //! implies) -> `resources` (one module per kind of AWS object) -> `plan`
 //! (what changes, printed or as JSON) -> `reconcile` (carries a plan out) ->
-//! `cli`.
+//! `cli`. `access` is the IAM policy the controller itself needs.
 
+pub mod access;
 pub mod cli;
 pub mod cloud;
 pub mod daemon;

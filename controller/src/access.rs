@@ -1,0 +1,227 @@
+//! The IAM policy the controller itself needs to manage one deployment:
+//! `controller policy` prints it, so that the credentials that run
+//! `apply`, `diff`, `destroy` and `run` can be given exactly this and no
+//! more.
+//!
+//! Every statement names the actions of one kind of resource and scopes them
+//! to the names the file gives (bucket, repositories, roles, functions, log
+//! groups, rule, secret). Where AWS has no narrower resource for an action
+//! (`s3:ListAllMyBuckets`, `ecr:GetAuthorizationToken`,
+//! `logs:DescribeLogGroups`, `sts:GetCallerIdentity`) the resource is `*`; API Gateway's resources are
+//! paths whose API id AWS chooses, so the REST API statement covers
+//! `/restapis/*` of the Region. Action names follow the Service
+//! Authorization Reference (for S3, for example, `HeadBucket` needs
+//! `s3:ListBucket` and `PutBucketEncryption` needs
+//! `s3:PutEncryptionConfiguration`).
+
+use serde_json::{Value, json};
+
+use crate::spec::Spec;
+
+/// The least-privilege identity policy for managing the deployment `spec`
+/// describes in `account` and `spec.deployment.region`.
+pub fn controller_policy(spec: &Spec, partition: &str, account: &str) -> Value {
+    let region = &spec.deployment.region;
+    let arn = |service: &str, resource: &str| {
+        format!("arn:{partition}:{service}:{region}:{account}:{resource}")
+    };
+    let bucket = format!("arn:{partition}:s3:::{}", spec.bucket.name);
+    let mut statements = vec![
+        json!({
+            "Sid": "ReadCallerIdentity",
+            "Effect": "Allow",
+            "Action": ["sts:GetCallerIdentity"],
+            "Resource": "*"
+        }),
+        json!({
+            "Sid": "ModelBucket",
+            "Effect": "Allow",
+            "Action": [
+                "s3:CreateBucket", "s3:DeleteBucket", "s3:ListBucket", "s3:ListBucketVersions",
+                "s3:GetBucketVersioning", "s3:PutBucketVersioning",
+                "s3:GetEncryptionConfiguration", "s3:PutEncryptionConfiguration",
+                "s3:GetBucketPublicAccessBlock", "s3:PutBucketPublicAccessBlock",
+                "s3:GetLifecycleConfiguration", "s3:PutLifecycleConfiguration",
+                "s3:GetBucketTagging", "s3:PutBucketTagging"
+            ],
+            "Resource": bucket
+        }),
+        // The writers' lease object, and every object version when the
+        // bucket itself is destroyed.
+        json!({
+            "Sid": "ModelBucketObjects",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion"],
+            "Resource": format!("{bucket}/*")
+        }),
+        // ListBuckets tells an interrupted create of the bucket (its
+        // creation date) from a foreign bucket of the same name.
+        json!({
+            "Sid": "FindBucketCreationDate",
+            "Effect": "Allow",
+            "Action": ["s3:ListAllMyBuckets"],
+            "Resource": "*"
+        }),
+    ];
+
+    let repositories: Vec<String> = spec
+        .functions
+        .iter()
+        .map(|function| arn("ecr", &format!("repository/{}", function.repository.name)))
+        .collect();
+    let roles: Vec<String> = spec
+        .functions
+        .iter()
+        .map(|function| {
+            format!(
+                "arn:{partition}:iam::{account}:role{}{}",
+                function.role.path, function.role.name
+            )
+        })
+        .collect();
+    let functions: Vec<String> = spec
+        .functions
+        .iter()
+        .map(|function| arn("lambda", &format!("function:{}", function.name)))
+        .collect();
+    let mut log_groups: Vec<String> = spec
+        .functions
+        .iter()
+        .flat_map(|function| {
+            [
+                arn("logs", &format!("log-group:{}", function.logs.name)),
+                arn("logs", &format!("log-group:{}:*", function.logs.name)),
+            ]
+        })
+        .collect();
+    if let Some(api) = spec.api.as_ref().filter(|api| api.access_logging) {
+        let name = crate::desired::access_log_group_name(&api.name);
+        log_groups.push(arn("logs", &format!("log-group:{name}")));
+        log_groups.push(arn("logs", &format!("log-group:{name}:*")));
+    }
+    if !repositories.is_empty() {
+        statements.push(json!({
+            "Sid": "FunctionRepositories",
+            "Effect": "Allow",
+            "Action": [
+                "ecr:CreateRepository", "ecr:DescribeRepositories", "ecr:DeleteRepository",
+                "ecr:GetLifecyclePolicy", "ecr:PutLifecyclePolicy",
+                "ecr:PutImageScanningConfiguration", "ecr:PutImageTagMutability",
+                "ecr:ListTagsForResource", "ecr:TagResource", "ecr:UntagResource",
+                "ecr:ListImages", "ecr:DescribeImages", "ecr:BatchDeleteImage",
+                "ecr:BatchCheckLayerAvailability", "ecr:InitiateLayerUpload",
+                "ecr:UploadLayerPart", "ecr:CompleteLayerUpload", "ecr:PutImage",
+                "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"
+            ],
+            "Resource": repositories
+        }));
+        statements.push(json!({
+            "Sid": "RegistryLogin",
+            "Effect": "Allow",
+            "Action": ["ecr:GetAuthorizationToken"],
+            "Resource": "*"
+        }));
+        statements.push(json!({
+            "Sid": "ExecutionRoles",
+            "Effect": "Allow",
+            "Action": [
+                "iam:CreateRole", "iam:GetRole", "iam:DeleteRole", "iam:UpdateAssumeRolePolicy",
+                "iam:TagRole", "iam:UntagRole", "iam:ListRoleTags",
+                "iam:PutRolePolicy", "iam:GetRolePolicy", "iam:DeleteRolePolicy",
+                "iam:ListRolePolicies", "iam:ListAttachedRolePolicies", "iam:DetachRolePolicy"
+            ],
+            "Resource": roles.clone()
+        }));
+        statements.push(json!({
+            "Sid": "PassExecutionRolesToLambda",
+            "Effect": "Allow",
+            "Action": ["iam:PassRole"],
+            "Resource": roles,
+            "Condition": {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}
+        }));
+        statements.push(json!({
+            "Sid": "Functions",
+            "Effect": "Allow",
+            "Action": [
+                "lambda:CreateFunction", "lambda:GetFunction", "lambda:GetFunctionConfiguration",
+                "lambda:UpdateFunctionConfiguration", "lambda:UpdateFunctionCode",
+                "lambda:DeleteFunction", "lambda:ListTags", "lambda:TagResource",
+                "lambda:UntagResource", "lambda:PutFunctionConcurrency",
+                "lambda:DeleteFunctionConcurrency", "lambda:GetFunctionConcurrency",
+                "lambda:AddPermission", "lambda:RemovePermission", "lambda:GetPolicy"
+            ],
+            "Resource": functions
+        }));
+    }
+    if !log_groups.is_empty() {
+        statements.push(json!({
+            "Sid": "LogGroups",
+            "Effect": "Allow",
+            "Action": [
+                "logs:CreateLogGroup", "logs:DeleteLogGroup",
+                "logs:PutRetentionPolicy", "logs:DeleteRetentionPolicy",
+                "logs:ListTagsForResource", "logs:TagResource", "logs:UntagResource"
+            ],
+            "Resource": log_groups
+        }));
+        statements.push(json!({
+            "Sid": "FindLogGroups",
+            "Effect": "Allow",
+            "Action": ["logs:DescribeLogGroups"],
+            "Resource": "*"
+        }));
+    }
+    if let Some(schedule) = &spec.schedule {
+        statements.push(json!({
+            "Sid": "Schedule",
+            "Effect": "Allow",
+            "Action": [
+                "events:PutRule", "events:DescribeRule", "events:DeleteRule",
+                "events:EnableRule", "events:DisableRule",
+                "events:PutTargets", "events:RemoveTargets", "events:ListTargetsByRule",
+                "events:ListTagsForResource", "events:TagResource", "events:UntagResource"
+            ],
+            "Resource": arn("events", &format!("rule/{}", schedule.name))
+        }));
+    }
+    if let Some(secret) = &spec.panther_secret {
+        // Secrets Manager adds six random characters to the name in the ARN.
+        statements.push(json!({
+            "Sid": "PantherTokenSecret",
+            "Effect": "Allow",
+            "Action": [
+                "secretsmanager:CreateSecret", "secretsmanager:DescribeSecret",
+                "secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue",
+                "secretsmanager:UpdateSecret", "secretsmanager:DeleteSecret",
+                "secretsmanager:RestoreSecret", "secretsmanager:TagResource",
+                "secretsmanager:UntagResource"
+            ],
+            "Resource": arn("secretsmanager", &format!("secret:{}-??????", secret.name))
+        }));
+    }
+    if spec.api.is_some() {
+        let path = |path: &str| format!("arn:{partition}:apigateway:{region}::{path}");
+        statements.push(json!({
+            "Sid": "RestApi",
+            "Effect": "Allow",
+            "Action": [
+                "apigateway:GET", "apigateway:POST", "apigateway:PUT",
+                "apigateway:PATCH", "apigateway:DELETE"
+            ],
+            "Resource": [
+                path("/restapis"), path("/restapis/*"),
+                path("/usageplans"), path("/usageplans/*"),
+                path("/apikeys"), path("/apikeys/*"),
+                path("/tags/*")
+            ]
+        }));
+        // The account's CloudWatch role is read, never changed.
+        statements.push(json!({
+            "Sid": "ReadApiGatewayAccount",
+            "Effect": "Allow",
+            "Action": ["apigateway:GET"],
+            "Resource": path("/account")
+        }));
+    }
+    json!({"Version": "2012-10-17", "Statement": statements})
+}
