@@ -135,7 +135,28 @@ pub fn desired_resources(spec: &Spec, ctx: &Context, refs: &Refs) -> Vec<Desired
             .api_id
             .clone()
             .unwrap_or_else(|| KNOWN_AFTER_APPLY.to_string());
-        for route in &api.routes {
+        // With several CORS origins the function answers each path's
+        // preflight itself (see `api`): the first route of the path names it,
+        // and its `OPTIONS` call needs an invoke permission of its own.
+        let mut invoked: Vec<(String, &crate::spec::RouteSpec)> = api
+            .routes
+            .iter()
+            .map(|route| (route.method.clone(), route))
+            .collect();
+        if api.cors_allow_origins.len() > 1 {
+            let mut preflights: Vec<&str> = Vec::new();
+            for route in &api.routes {
+                if !preflights.contains(&route.path.as_str()) {
+                    preflights.push(&route.path);
+                    invoked.push(("OPTIONS".to_string(), route));
+                }
+            }
+        }
+        for (method, route) in invoked {
+            let route = &crate::spec::RouteSpec {
+                method,
+                ..route.clone()
+            };
             let Some(function) = spec.function(&route.function) else {
                 continue;
             };

@@ -212,3 +212,115 @@ async fn drift_on_existing_routes_is_repaired_without_putting_methods_again() {
         "no PutMethod on an existing method"
     );
 }
+
+/// `Access-Control-Allow-Origin` holds one origin or `*`: one allowed origin
+/// is a MOCK preflight answering with it; several go to the function, which
+/// echoes the listed origin, with an invoke permission for each `OPTIONS`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_preflights_answer_one_origin_each() {
+    let aws = account().await;
+    let sdk = sdk(&aws).await;
+    let base = local_config(aws.endpoint_url());
+    let with_origins = |origins: &str| {
+        base.replace(
+            "# cors_allow_origins = [\"https://siem.example.com\"]   # default: no CORS",
+            &format!("cors_allow_origins = {origins}"),
+        )
+    };
+    let one = with_origins(r#"["https://siem.example.com"]"#);
+    assert_ne!(one, base, "the config sets CORS");
+    controller_at(aws.endpoint_url(), &one)
+        .await
+        .apply()
+        .await
+        .expect("one origin");
+    let api = &sdk.apigateway;
+    let api_id = api.get_rest_apis().send().await.unwrap().items()[0]
+        .id()
+        .unwrap()
+        .to_string();
+    let resource_of = |path: &'static str| {
+        let api = api.clone();
+        let api_id = api_id.clone();
+        async move {
+            api.get_resources()
+                .rest_api_id(&api_id)
+                .send()
+                .await
+                .unwrap()
+                .items()
+                .iter()
+                .find(|resource| resource.path() == Some(path))
+                .and_then(|resource| resource.id())
+                .unwrap()
+                .to_string()
+        }
+    };
+    let detect = resource_of("/detect").await;
+    let preflight = api
+        .get_integration_response()
+        .rest_api_id(&api_id)
+        .resource_id(&detect)
+        .http_method("OPTIONS")
+        .status_code("200")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        preflight
+            .response_parameters()
+            .unwrap()
+            .get("method.response.header.Access-Control-Allow-Origin")
+            .map(String::as_str),
+        Some("'https://siem.example.com'")
+    );
+
+    let two = with_origins(r#"["https://siem.example.com", "https://soc.example.org"]"#);
+    let controller = controller_at(aws.endpoint_url(), &two).await;
+    controller.apply().await.expect("two origins");
+    assert!(!controller.plan().await.unwrap().has_changes());
+    let options = api
+        .get_method()
+        .rest_api_id(&api_id)
+        .resource_id(&detect)
+        .http_method("OPTIONS")
+        .send()
+        .await
+        .unwrap();
+    let integration = options.method_integration().unwrap();
+    assert_eq!(integration.r#type().map(|t| t.as_str()), Some("AWS_PROXY"));
+    assert!(
+        integration
+            .uri()
+            .is_some_and(|uri| uri.contains("function:anomaly-local-detection/"))
+    );
+    let policy = sdk
+        .lambda
+        .get_policy()
+        .function_name("anomaly-local-detection")
+        .send()
+        .await
+        .unwrap();
+    let document: serde_json::Value = serde_json::from_str(policy.policy().unwrap()).unwrap();
+    let sources: Vec<String> = document["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|statement| {
+            statement["Condition"]["ArnLike"]["AWS:SourceArn"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect();
+    for route in [
+        "/OPTIONS/health",
+        "/OPTIONS/detect",
+        "/GET/health",
+        "/POST/detect",
+    ] {
+        assert!(
+            sources.iter().any(|source| source.ends_with(route)),
+            "an invoke permission for {route}: {sources:?}"
+        );
+    }
+}
