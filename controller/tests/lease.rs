@@ -48,22 +48,45 @@ async fn lease_is_exclusive_renewed_and_released() {
     )
     .await
     .unwrap();
-    // Renewed past its first expiry, and never shared meanwhile.
-    let second = Lease::acquire(
-        &s3,
-        BUCKET,
-        "anomaly-local",
-        &options("destroy", ttl, Duration::from_secs(3)),
-    )
-    .await;
-    let Err(lease::Error::Held { holder, .. }) = second else {
-        panic!("a second writer got the lease");
+    let first_id = first.holder().id;
+    // A second writer waits meanwhile.
+    let waiting = {
+        let s3 = s3.clone();
+        tokio::spawn(async move {
+            Lease::acquire(
+                &s3,
+                BUCKET,
+                "anomaly-local",
+                &options("destroy", ttl, Duration::from_secs(120)),
+            )
+            .await
+        })
     };
-    assert_eq!(holder.command, "apply");
-    assert_eq!(holder.pid, std::process::id());
+    // Renewed past its first expiry, judged by the lease object's own
+    // versions (each renewal is a new ETag), not by the wall clock: four
+    // versions are the acquisition and three renewals, a full time to live.
+    let mut versions = std::collections::BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while versions.len() < 4 {
+        let current = lease::current(&s3, BUCKET).await.unwrap().unwrap();
+        assert_eq!(
+            current.holder.as_ref().map(|holder| holder.id.as_str()),
+            Some(first_id.as_str()),
+            "never shared while renewed"
+        );
+        versions.insert(current.etag);
+        assert!(Instant::now() < deadline, "the lease was not renewed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!waiting.is_finished(), "the second writer still waits");
     assert!(first.is_held());
     assert!(first.holder().expires_at > Utc::now());
     first.release().await.unwrap();
+    // Released: the waiting writer takes it.
+    let second = waiting.await.unwrap().expect("the waiting writer takes it");
+    assert_eq!(second.holder().command, "destroy");
+    assert_eq!(second.holder().pid, std::process::id());
+    second.release().await.unwrap();
     assert!(lease::current(&s3, BUCKET).await.unwrap().is_none());
     // Free again: taken at once.
     let again = Lease::acquire(
@@ -302,16 +325,22 @@ async fn a_killed_holders_lease_expires_and_is_taken_over() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(held.pid, holder.id());
-    // Renewed while alive.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let renewed = lease::current(&s3, BUCKET)
-        .await
-        .unwrap()
-        .unwrap()
-        .holder
-        .unwrap();
+    // Renewed while alive: a new version of the lease object, same holder.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let renewed = loop {
+        let current = lease::current(&s3, BUCKET)
+            .await
+            .unwrap()
+            .unwrap()
+            .holder
+            .unwrap();
+        if current.expires_at > held.expires_at {
+            break current;
+        }
+        assert!(Instant::now() < deadline, "the holder never renewed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert_eq!(renewed.id, held.id);
-    assert!(renewed.expires_at > held.expires_at, "renewed");
     holder.kill().unwrap(); // SIGKILL: no release
     holder.wait().unwrap();
     assert!(lease::current(&s3, BUCKET).await.unwrap().is_some());
