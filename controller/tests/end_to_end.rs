@@ -128,6 +128,10 @@ async fn the_quick_start_end_to_end() {
         .find(|binary| binary.name == "training")
         .unwrap();
     let samples = workspace().join("functions/samples/events.jsonl.gz");
+    // Each function acts as its own execution role: through the strict
+    // layer, S3 allows it only what the role's policy grants.
+    let (training_key, training_secret) = aws.role_credentials("anomaly-local-training-role");
+    let (detection_key, detection_secret) = aws.role_credentials("anomaly-local-detection-role");
     let trained = std::process::Command::new(&training.path)
         .args([
             "train",
@@ -139,8 +143,8 @@ async fn the_quick_start_end_to_end() {
         ])
         .arg(format!("file:{}", samples.display()))
         .env("AWS_ENDPOINT_URL", aws.endpoint_url())
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_ACCESS_KEY_ID", &training_key)
+        .env("AWS_SECRET_ACCESS_KEY", &training_secret)
         .env("AWS_REGION", "us-east-1")
         .output()
         .unwrap();
@@ -170,14 +174,9 @@ async fn the_quick_start_end_to_end() {
     let started = std::process::Command::new("docker")
         .args(["run", "-d", "--name", &name, "--network", "host"])
         .args(["-e", &format!("AWS_ENDPOINT_URL={}", aws.endpoint_url())])
-        .args([
-            "-e",
-            "AWS_ACCESS_KEY_ID=testing",
-            "-e",
-            "AWS_SECRET_ACCESS_KEY=testing",
-            "-e",
-            "AWS_REGION=us-east-1",
-        ])
+        .args(["-e", &format!("AWS_ACCESS_KEY_ID={detection_key}")])
+        .args(["-e", &format!("AWS_SECRET_ACCESS_KEY={detection_secret}")])
+        .args(["-e", "AWS_REGION=us-east-1"])
         .args([
             "-e",
             "MODEL_BUCKET=anomaly-local-models",
@@ -226,6 +225,14 @@ async fn the_quick_start_end_to_end() {
     assert_eq!(
         answer["rarity_analysis"]["eventName"]["level"], "UNSEEN",
         "{answer}"
+    );
+
+    // Both functions did their work within their roles' policies.
+    let strict = aws.strict().expect("the strict layer");
+    assert_eq!(strict.refusals(test_harness::Rule::S3AccessDenied), 0);
+    assert_eq!(
+        strict.refusals(test_harness::Rule::S3MissingKeyForbidden),
+        0
     );
 
     // Drift: found, repaired, in sync again.
