@@ -32,8 +32,8 @@ pub struct Job {
     pub panther: PantherSettings,
 }
 
-/// How to reach Panther.
-#[derive(Debug, Clone)]
+/// How to reach Panther. `Debug` never shows the token.
+#[derive(Clone)]
 pub struct PantherSettings {
     /// GraphQL endpoint (`PANTHER_API_URL`).
     pub url: Option<String>,
@@ -48,6 +48,19 @@ pub struct PantherSettings {
     pub deadline: Duration,
     /// First poll wait (`PANTHER_POLL_MILLIS`, default 500).
     pub initial_backoff: Duration,
+}
+
+impl std::fmt::Debug for PantherSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PantherSettings")
+            .field("url", &self.url)
+            .field("secret_arn", &self.secret_arn)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("sql", &self.sql)
+            .field("deadline", &self.deadline)
+            .field("initial_backoff", &self.initial_backoff)
+            .finish()
+    }
 }
 
 impl PantherSettings {

@@ -49,8 +49,8 @@ pub enum PantherError {
     Timeout(Duration),
 }
 
-/// Connection and timing settings.
-#[derive(Debug, Clone)]
+/// Connection and timing settings. `Debug` never shows the token.
+#[derive(Clone)]
 pub struct PantherConfig {
     /// The GraphQL endpoint, e.g. `https://api.<tenant>.runpanther.net/public/graphql`.
     pub url: String,
@@ -62,6 +62,18 @@ pub struct PantherConfig {
     pub max_backoff: Duration,
     /// Bound on the whole exchange (submit, polls and pages).
     pub deadline: Duration,
+}
+
+impl std::fmt::Debug for PantherConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PantherConfig")
+            .field("url", &self.url)
+            .field("token", &"<redacted>")
+            .field("initial_backoff", &self.initial_backoff)
+            .field("max_backoff", &self.max_backoff)
+            .field("deadline", &self.deadline)
+            .finish()
+    }
 }
 
 /// The old system's training query: Config events of the last `days` days.
@@ -241,5 +253,35 @@ impl Panther {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_token() {
+        let config = PantherConfig {
+            url: "https://api.example.runpanther.net/public/graphql".into(),
+            token: "pnthr-secret-token-0123".into(),
+            initial_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(2),
+            deadline: Duration::from_secs(1),
+        };
+        let shown = format!("{config:?} {config:#?}");
+        assert!(!shown.contains("pnthr-secret-token-0123"), "{shown}");
+        assert!(shown.contains("<redacted>"));
+        let settings = crate::PantherSettings {
+            url: None,
+            secret_arn: None,
+            token: Some("pnthr-secret-token-0123".into()),
+            sql: "SELECT 1".into(),
+            deadline: Duration::from_secs(1),
+            initial_backoff: Duration::from_millis(1),
+        };
+        let shown = format!("{settings:?} {settings:#?}");
+        assert!(!shown.contains("pnthr-secret-token-0123"), "{shown}");
+        assert!(shown.contains("<redacted>"));
     }
 }
