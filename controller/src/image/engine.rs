@@ -199,11 +199,11 @@ impl Engine {
                 )
             }
         }
-        .map_err(|error| unreachable(error.to_string()))?;
+        .map_err(|error| unreachable(error_chain(&error)))?;
         let docker = tokio::time::timeout(CONNECT_TIMEOUT, docker.negotiate_version())
             .await
             .map_err(|_| unreachable(format!("no answer within {CONNECT_TIMEOUT:?}")))?
-            .map_err(|error| unreachable(error.to_string()))?;
+            .map_err(|error| unreachable(error_chain(&error)))?;
         tracing::debug!(%host, version = ?docker.client_version(), "connected to the Docker daemon");
         Ok(Engine { docker, host })
     }
@@ -324,6 +324,22 @@ impl Engine {
         task.finish("pushed");
         Ok(())
     }
+}
+
+/// An error and its causes, `: `-separated (a TLS refusal is a cause of a
+/// cause of bollard's error).
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// The daemon's own message from a bollard error, without the wrapping.
