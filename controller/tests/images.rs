@@ -178,7 +178,7 @@ async fn assert_live_tagged(registry: &LocalRegistry, uri: &str, repository: &st
 async fn apply_builds_pushes_and_pins_by_digest_and_a_second_apply_does_nothing() {
     require_docker();
     let _serial = SERIAL.lock().await;
-    let aws = LocalAws::start().await;
+    let aws = common::account().await;
     let registry = LocalRegistry::start().await;
     let config = shipped_config(&aws, &registry);
 
@@ -329,7 +329,7 @@ async fn a_changed_detection_source_rebuilds_and_updates_only_detection() {
     require_docker();
     let _serial = SERIAL.lock().await;
     let fixture = functions_fixture();
-    let aws = LocalAws::start().await;
+    let aws = common::account().await;
     let registry = LocalRegistry::start().await;
     let docker = fixture.join("docker");
     let config = config(&aws, &registry, &docker, &docker);
@@ -581,7 +581,7 @@ async fn the_detection_image_answers_health_through_the_lambda_runtime_api() {
 async fn build_and_push_failures_leave_nothing_half_deployed() {
     require_docker();
     let _serial = SERIAL.lock().await;
-    let aws = LocalAws::start().await;
+    let aws = common::account().await;
     let registry = LocalRegistry::start().await;
     let good = shipped_config(&aws, &registry);
     let sdk = sdk(&aws).await;
