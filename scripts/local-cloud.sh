@@ -59,6 +59,10 @@ os.chmod(sys.argv[2], 0o755)
 PY
         rm -rf "$wheel_dir"
     fi
+    if ! command -v openssl >/dev/null; then
+        log "installing openssl (the TLS daemon test makes its certificates with it)"
+        apt-get update -qq && apt-get install -y -qq openssl >/dev/null
+    fi
     if ! command -v dockerd >/dev/null || ! command -v docker-registry >/dev/null; then
         log "installing docker.io and docker-registry"
         apt-get update -qq && apt-get install -y -qq docker.io docker-registry >/dev/null

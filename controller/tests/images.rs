@@ -9,21 +9,17 @@
 
 mod common;
 
-use std::convert::Infallible;
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use bytes::Bytes;
 use common::{controller_command, sdk, stderr, stdout};
 use controller::image::{
     BuildContext, Engine, Progress, build_binaries, workspace as workspace_of,
 };
 use controller::spec::Architecture;
-use http_body_util::{BodyExt, Full};
-use hyper::{Request, Response};
 use serde_json::Value;
-use test_harness::{LocalAws, LocalRegistry, require_docker};
+use test_harness::{LambdaEmulator, LocalAws, LocalRegistry, require_docker};
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -396,84 +392,21 @@ async fn a_changed_detection_source_rebuilds_and_updates_only_detection() {
     );
 }
 
-/// A Lambda runtime API that hands out one event and collects the answer.
-async fn serve_runtime_api(
-    event: Value,
-) -> (
-    std::net::SocketAddr,
-    tokio::sync::mpsc::UnboundedReceiver<(String, Value)>,
-) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
-    let handed_out = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let (event, sender, handed_out) = (event.clone(), sender.clone(), handed_out.clone());
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(
-                    move |request: Request<hyper::body::Incoming>| {
-                        let (event, sender, handed_out) =
-                            (event.clone(), sender.clone(), handed_out.clone());
-                        async move {
-                            let path = request.uri().path().to_string();
-                            if path == "/2018-06-01/runtime/invocation/next" {
-                                if handed_out.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                                    std::future::pending::<()>().await;
-                                }
-                                let deadline = std::time::SystemTime::now()
-                                    .duration_since(std::time::UNIX_EPOCH)
-                                    .unwrap()
-                                    .as_millis()
-                                    + 30_000;
-                                return Ok::<_, Infallible>(
-                                Response::builder()
-                                    .header("Lambda-Runtime-Aws-Request-Id", "request-1")
-                                    .header("Lambda-Runtime-Deadline-Ms", deadline.to_string())
-                                    .header(
-                                        "Lambda-Runtime-Invoked-Function-Arn",
-                                        "arn:aws:lambda:us-east-1:123456789012:function:anomaly-local-detection",
-                                    )
-                                    .header("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000")
-                                    .body(Full::new(Bytes::from(event.to_string())))
-                                    .unwrap(),
-                            );
-                            }
-                            let body = request
-                                .into_body()
-                                .collect()
-                                .await
-                                .map(|b| b.to_bytes())
-                                .unwrap_or_default();
-                            let value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                            let _ = sender.send((path, value));
-                            Ok(Response::builder()
-                                .status(202)
-                                .body(Full::new(Bytes::from_static(b"{}")))
-                                .unwrap())
-                        }
-                    },
-                );
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    (addr, receiver)
-}
-
+/// Runs a command to success; its standard output.
 fn run(command: &mut std::process::Command) -> String {
     let output = command.output().expect("the command runs");
     assert!(output.status.success(), "{command:?}: {}", stderr(&output));
     stdout(&output)
 }
 
+/// Both images as Lambda runs them: AWS's Runtime Interface Emulator
+/// mounted as each image's entrypoint. The training image answers a
+/// recorded EventBridge scheduled event by training on mounted events and
+/// publishing the model to S3 (the local cloud, through the strict layer);
+/// the detection image then answers recorded API Gateway events with that
+/// model, and both logs are free of ANSI colour codes.
 #[tokio::test(flavor = "multi_thread")]
-async fn the_detection_image_answers_health_through_the_lambda_runtime_api() {
+async fn both_images_answer_under_the_lambda_runtime_interface_emulator() {
     require_docker();
     let _serial = SERIAL.lock().await;
     let docker = workspace().join("docker");
@@ -481,100 +414,119 @@ async fn the_detection_image_answers_health_through_the_lambda_runtime_api() {
     let engine = Engine::connect().await.expect("the Docker daemon answers");
     // Both packages in one build, as apply builds them (shared features).
     let cargo_workspace = workspace_of(&docker, "detection, training").unwrap();
-    let mut binaries = build_binaries(
+    let binaries = build_binaries(
         &cargo_workspace,
         &["detection", "training"],
         Architecture::X86_64,
         &progress,
     )
     .unwrap();
-    let training = binaries.pop().unwrap();
-    let detection = binaries.pop().unwrap();
-    assert_eq!(
-        (detection.name.as_str(), training.name.as_str()),
-        ("detection", "training")
-    );
     let include = [PathBuf::from("/etc/ssl/certs/ca-certificates.crt")];
-    let context =
-        BuildContext::assemble(&docker.join("detection.Dockerfile"), &detection, &include).unwrap();
-    let image = format!("image-test/detection:{}", context.tag());
-    engine
-        .build(
-            "detection",
-            &context,
-            &image,
-            Architecture::X86_64,
-            &progress,
+    let mut images = std::collections::BTreeMap::new();
+    for binary in &binaries {
+        let context = BuildContext::assemble(
+            &docker.join(format!("{}.Dockerfile", binary.name)),
+            binary,
+            &include,
         )
-        .await
         .unwrap();
+        let image = format!("image-test/{}:{}", binary.name, context.tag());
+        engine
+            .build(
+                &binary.name,
+                &context,
+                &image,
+                Architecture::X86_64,
+                &progress,
+            )
+            .await
+            .unwrap();
+        images.insert(binary.name.clone(), image);
+    }
 
-    // A real model: trained by the training binary the other image holds.
+    let aws = LocalAws::start().await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&aws.sdk_config().await)
+            .force_path_style(true)
+            .build(),
+    );
+    s3.create_bucket().bucket("models").send().await.unwrap();
+    let environment = [
+        ("AWS_ENDPOINT_URL", aws.endpoint_url().to_string()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
+        ("AWS_REGION", "us-east-1".to_string()),
+        ("MODEL_BUCKET", "models".to_string()),
+        ("MODEL_PREFIX", "models/".to_string()),
+    ];
+    let fixture = |path: &str| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(workspace().join(path)).unwrap()).unwrap()
+    };
+
+    // Training: a scheduled event, events from a mounted file.
+    let training_binary = binaries
+        .iter()
+        .find(|binary| binary.name == "training")
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let events = dir.path().join("events.jsonl");
-    let model = dir.path().join("model.json");
-    run(std::process::Command::new(&training.path)
+    run(std::process::Command::new(&training_binary.path)
         .args(["generate", "--count", "3000", "--seed", "7", "--out"])
         .arg(&events));
-    run(std::process::Command::new(&training.path)
-        .args(["train", "--min-events", "1000", "--trees", "20", "--source"])
-        .arg(format!("file:{}", events.display()))
-        .arg("--out")
-        .arg(&model));
-
-    let event: Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            workspace().join("functions/detection/tests/fixtures/apigw/get_health.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    let (addr, mut answers) = serve_runtime_api(event).await;
-    let name = format!("image-test-{}", std::process::id());
-    let container = run(std::process::Command::new("docker")
-        .args(["run", "-d", "--rm", "--network", "host", "--name", &name])
-        .args([
-            "-e",
-            &format!("AWS_LAMBDA_RUNTIME_API={addr}"),
-            "-e",
-            "AWS_LAMBDA_FUNCTION_NAME=anomaly-local-detection",
-            "-e",
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=1024",
-            "-e",
-            "AWS_LAMBDA_FUNCTION_VERSION=$LATEST",
-            "-e",
-            "AWS_LAMBDA_LOG_STREAM_NAME=test",
-            "-e",
-            "AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/anomaly-local-detection",
-            "-e",
-            "AWS_REGION=us-east-1",
-            "-e",
-            "MODEL_FILE=/model.json",
-            "-v",
-            &format!("{}:/model.json:ro", model.display()),
-            &image,
-        ]));
-    let answer = tokio::time::timeout(Duration::from_secs(30), answers.recv()).await;
-    let logs = std::process::Command::new("docker")
-        .args(["logs", &name])
-        .output()
-        .map(|o| stderr(&o) + &stdout(&o))
-        .unwrap_or_default();
-    let _ = std::process::Command::new("docker")
-        .args(["rm", "-f", &name])
-        .output();
-    let (path, body) = answer
-        .unwrap_or_else(|_| panic!("no answer from container {container}; its logs:\n{logs}"))
-        .expect("the runtime API runs");
-    assert_eq!(
-        path, "/2018-06-01/runtime/invocation/request-1/response",
-        "{body}\n{logs}"
+    let training = LambdaEmulator::image(&images["training"], "/training")
+        .envs(environment.clone())
+        .env("MIN_TRAINING_EVENTS", "1000")
+        .volume(&events, "/events.jsonl")
+        .start()
+        .await;
+    let mut scheduled = fixture("functions/training/tests/fixtures/scheduled_event.json");
+    scheduled["detail"] = serde_json::json!({"training_source": "file:/events.jsonl"});
+    let (status, answer) = training.invoke(&scheduled).await;
+    assert_eq!(status, 200, "{answer}\n{}", training.output());
+    assert!(
+        answer.get("errorType").is_none(),
+        "{answer}\n{}",
+        training.output()
     );
-    assert_eq!(body["statusCode"], 200, "{body}\n{logs}");
-    let health: Value = serde_json::from_str(body["body"].as_str().unwrap()).unwrap();
-    assert_eq!(health["status"], "healthy", "{health}");
-    let size = std::fs::metadata(&detection.path).unwrap().len();
-    eprintln!("detection binary: {:.1} MB", size as f64 / 1e6);
+    assert!(!training.output().contains("\x1b["), "plain logs");
+    let pointer = s3
+        .get_object()
+        .bucket("models")
+        .key("models/latest.json")
+        .send()
+        .await
+        .expect("the training image published a model");
+    assert!(pointer.content_length().unwrap_or_default() > 0);
+    // An event it cannot take is a named error, as Lambda shows it.
+    let (_, refused) = training
+        .invoke(&serde_json::json!({"detail": {"min_events": "many"}}))
+        .await;
+    assert_eq!(refused["errorType"], "InvalidEvent", "{refused}");
+
+    // Detection: recorded API Gateway events, with the model from S3.
+    let detection = LambdaEmulator::image(&images["detection"], "/detection")
+        .envs(environment)
+        .start()
+        .await;
+    let (status, health) = detection
+        .invoke(&fixture(
+            "functions/detection/tests/fixtures/apigw/get_health.json",
+        ))
+        .await;
+    assert_eq!(status, 200, "{health}\n{}", detection.output());
+    assert_eq!(
+        health["statusCode"],
+        200,
+        "{health}\n{}",
+        detection.output()
+    );
+    let body: Value = serde_json::from_str(health["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["status"], "healthy", "{body}");
+    assert!(!detection.output().contains("\x1b["), "plain logs");
+    for binary in &binaries {
+        let size = std::fs::metadata(&binary.path).unwrap().len();
+        eprintln!("{} binary: {:.1} MB", binary.name, size as f64 / 1e6);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
