@@ -129,15 +129,118 @@ pub struct Observed {
 /// Why an AWS operation on a resource failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// An AWS call failed; `message` is `CODE: text` (or the transport's
+    /// error), `code` AWS's error code when it sent one, `kind` what a retry
+    /// can do about it.
     #[error("{operation} failed: {message}")]
     Aws {
         operation: &'static str,
+        code: Option<String>,
+        kind: ErrorKind,
         message: String,
     },
     #[error("timed out after {waited:?} waiting for {what}")]
     Timeout { what: String, waited: Duration },
     #[error("{0}")]
     Failed(String),
+}
+
+/// What kind of failure an error is, which decides what to do next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The resource is not there (404, `NoSuchEntity`, `...NotFound...`).
+    NotFound,
+    /// Goes away by itself: throttling, a 5xx answer, a dropped connection
+    /// or a timeout; retried with backoff.
+    Transient,
+    /// Another change is under way (`ResourceConflictException`,
+    /// `ConflictException`, a failed precondition); retried later.
+    Conflict,
+    /// No retry can fix it: access denied, a refused value, a refused
+    /// resource; not retried until the file or the observed state changes.
+    Terminal,
+}
+
+impl Error {
+    /// What a retry can do about this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Aws { kind, .. } => *kind,
+            Error::Timeout { .. } => ErrorKind::Transient,
+            Error::Failed(_) => ErrorKind::Terminal,
+        }
+    }
+
+    /// AWS's error code, when AWS answered with one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Error::Aws { code, .. } => code.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The AWS operation that failed, when an AWS call failed.
+    pub fn operation(&self) -> Option<&'static str> {
+        match self {
+            Error::Aws { operation, .. } => Some(operation),
+            _ => None,
+        }
+    }
+}
+
+/// The kind of an AWS answer: by its error code first, then by its HTTP
+/// status. Codes are those the services document for throttling (the SDK's
+/// own list), missing resources and concurrent changes.
+pub fn classify(code: Option<&str>, status: Option<u16>) -> ErrorKind {
+    const THROTTLING: [&str; 12] = [
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "TransactionInProgressException",
+        "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
+        "RequestThrottled",
+        "SlowDown",
+        "PriorRequestNotComplete",
+    ];
+    const TRANSIENT: [&str; 6] = [
+        "InternalFailure",
+        "InternalError",
+        "InternalServerError",
+        "ServiceException",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+    ];
+    const CONFLICT: [&str; 6] = [
+        "ResourceConflictException",
+        "ConflictException",
+        "ConcurrentModificationException",
+        "OperationAbortedException",
+        "PreconditionFailed",
+        "ResourceInUseException",
+    ];
+    if let Some(code) = code {
+        if THROTTLING.contains(&code) || TRANSIENT.contains(&code) {
+            return ErrorKind::Transient;
+        }
+        if CONFLICT.contains(&code) {
+            return ErrorKind::Conflict;
+        }
+        if code.contains("NotFound") || code.starts_with("NoSuch") {
+            return ErrorKind::NotFound;
+        }
+    }
+    match status {
+        Some(404) => ErrorKind::NotFound,
+        Some(409 | 412) => ErrorKind::Conflict,
+        Some(429) => ErrorKind::Transient,
+        Some(status) if status >= 500 => ErrorKind::Transient,
+        _ => ErrorKind::Terminal,
+    }
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -156,22 +259,37 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     move |error| {
-        let message = match &error {
+        let (code, kind, message) = match &error {
             SdkError::ServiceError(service) => {
                 let err = service.err();
-                match (err.code(), err.message()) {
+                let status = service.raw().status().as_u16();
+                let message = match (err.code(), err.message()) {
                     (Some(code), Some(message)) => format!("{code}: {message}"),
                     (Some(code), None) => code.to_string(),
-                    _ => format!(
-                        "unexpected answer (HTTP {}): {}",
-                        service.raw().status().as_u16(),
-                        error_chain(err)
-                    ),
-                }
+                    _ => format!("unexpected answer (HTTP {status}): {}", error_chain(err)),
+                };
+                (
+                    err.code().map(str::to_string),
+                    classify(err.code(), Some(status)),
+                    message,
+                )
             }
-            other => error_chain(other),
+            // No answer to classify: a timeout, a dropped connection, a
+            // failed dispatch, or an answer that could not be read.
+            SdkError::ResponseError(response) => (
+                None,
+                classify(None, Some(response.raw().status().as_u16())),
+                error_chain(&error),
+            ),
+            SdkError::ConstructionFailure(_) => (None, ErrorKind::Terminal, error_chain(&error)),
+            other => (None, ErrorKind::Transient, error_chain(other)),
         };
-        Error::Aws { operation, message }
+        Error::Aws {
+            operation,
+            code,
+            kind,
+            message,
+        }
     }
 }
 
@@ -406,5 +524,61 @@ where
         Ok(_) => Ok(()),
         Err(error) if error.as_service_error().is_some_and(already_done) => Ok(()),
         Err(error) => Err(aws_error(operation)(error)),
+    }
+}
+
+#[cfg(test)]
+mod error_kind_tests {
+    use super::{ErrorKind, classify};
+
+    #[test]
+    fn aws_answers_are_classified_by_code_then_status() {
+        for (code, status, kind) in [
+            (Some("ThrottlingException"), Some(400), ErrorKind::Transient),
+            (Some("Throttling"), Some(400), ErrorKind::Transient),
+            (
+                Some("TooManyRequestsException"),
+                Some(429),
+                ErrorKind::Transient,
+            ),
+            (Some("SlowDown"), Some(503), ErrorKind::Transient),
+            (Some("ServiceException"), Some(500), ErrorKind::Transient),
+            (None, Some(502), ErrorKind::Transient),
+            (
+                Some("ResourceConflictException"),
+                Some(409),
+                ErrorKind::Conflict,
+            ),
+            (Some("ConflictException"), Some(409), ErrorKind::Conflict),
+            (None, Some(412), ErrorKind::Conflict),
+            (Some("NoSuchEntity"), Some(404), ErrorKind::NotFound),
+            (
+                Some("ResourceNotFoundException"),
+                Some(404),
+                ErrorKind::NotFound,
+            ),
+            (
+                Some("RepositoryNotFoundException"),
+                Some(400),
+                ErrorKind::NotFound,
+            ),
+            (Some("NoSuchBucket"), Some(404), ErrorKind::NotFound),
+            (None, Some(404), ErrorKind::NotFound),
+            (Some("AccessDenied"), Some(403), ErrorKind::Terminal),
+            (
+                Some("AccessDeniedException"),
+                Some(400),
+                ErrorKind::Terminal,
+            ),
+            (
+                Some("InvalidParameterValueException"),
+                Some(400),
+                ErrorKind::Terminal,
+            ),
+            (Some("ValidationException"), Some(400), ErrorKind::Terminal),
+            (None, Some(400), ErrorKind::Terminal),
+        ] {
+            assert_eq!(classify(code, status), kind, "{code:?} {status:?}");
+        }
     }
 }

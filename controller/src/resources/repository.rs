@@ -137,15 +137,14 @@ pub async fn release_live_tags(
         if let Some(failure) = output.failures().iter().find(|failure| {
             failure.failure_code().map(|code| code.as_str()) != Some("ImageNotFound")
         }) {
+            let code = failure
+                .failure_code()
+                .map_or("unknown failure", |code| code.as_str());
             return Err(super::Error::Aws {
                 operation: "BatchDeleteImage",
-                message: format!(
-                    "{}: {}",
-                    failure
-                        .failure_code()
-                        .map_or("unknown failure", |code| code.as_str()),
-                    failure.failure_reason().unwrap_or_default()
-                ),
+                code: Some(code.to_string()),
+                kind: super::classify(Some(code), None),
+                message: format!("{code}: {}", failure.failure_reason().unwrap_or_default()),
             });
         }
     }
