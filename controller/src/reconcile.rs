@@ -221,7 +221,7 @@ impl Controller {
     }
 
     async fn plan_for(&self, resources: &[Desired]) -> Result<Plan, Error> {
-        let observed = self.observe_all(resources).await?;
+        let observed = self.observe_all_for_apply(resources).await?;
         let changes = resources
             .iter()
             .zip(observed)
@@ -261,7 +261,11 @@ impl Controller {
             .into_iter()
             .filter(|desired| include(&desired.id()))
             .collect();
-        let observed = join_all(resources.iter().map(|desired| desired.observe(&self.ctx))).await;
+        let observed = join_all(resources.iter().map(|desired| async move {
+            desired.preflight(&self.ctx).await?;
+            desired.observe(&self.ctx).await
+        }))
+        .await;
         let mut changes = Vec::new();
         let mut failures = Vec::new();
         for (desired, observed) in resources.iter().zip(observed) {
@@ -357,6 +361,25 @@ impl Controller {
             deployment: self.spec.deployment.name.clone(),
             changes,
         })
+    }
+
+    /// [`Controller::observe_all`] after each resource's preflight check.
+    async fn observe_all_for_apply(
+        &self,
+        resources: &[Desired],
+    ) -> Result<Vec<Option<resources::Observed>>, Error> {
+        let checks = join_all(resources.iter().map(|desired| async move {
+            desired
+                .preflight(&self.ctx)
+                .await
+                .map_err(|cause| Error::Observe {
+                    resource: desired.id(),
+                    cause,
+                })
+        }))
+        .await;
+        checks.into_iter().collect::<Result<Vec<()>, Error>>()?;
+        self.observe_all(resources).await
     }
 
     async fn observe_all(

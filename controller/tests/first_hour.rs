@@ -116,6 +116,27 @@ async fn access_logs_without_the_account_role_are_refused_before_any_change() {
     let throttle = &stage.method_settings().unwrap()["*/*"];
     assert_eq!(throttle.throttling_rate_limit(), 50.0);
     assert_eq!(throttle.throttling_burst_limit(), 100);
+
+    // The account setting is needed to change the stage, not to remove it:
+    // without it, destroy still goes through.
+    aws_sdk_apigateway::Client::new(&test_harness::sdk_config_for(&aws.moto_endpoint_url()).await)
+        .update_account()
+        .patch_operations(
+            PatchOperation::builder()
+                .op(Op::Replace)
+                .path("/cloudwatchRoleArn")
+                .value("")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("clear the account setting");
+    local_controller(&aws)
+        .await
+        .destroy(controller::reconcile::BucketOnDestroy::Retain)
+        .await
+        .expect("destroy does not need the account's logging role");
+    assert_eq!(inventory(&sdk).await, ONLY_BUCKET);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -323,4 +344,30 @@ async fn cors_preflights_answer_one_origin_each() {
             "an invoke permission for {route}: {sources:?}"
         );
     }
+
+    // Back to one origin: the function's preflight becomes a MOCK again.
+    let controller = controller_at(aws.endpoint_url(), &one).await;
+    controller.apply().await.expect("back to one origin");
+    assert!(!controller.plan().await.unwrap().has_changes());
+    let options = api
+        .get_method()
+        .rest_api_id(&api_id)
+        .resource_id(&detect)
+        .http_method("OPTIONS")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        options
+            .method_integration()
+            .and_then(|integration| integration.r#type())
+            .map(|t| t.as_str()),
+        Some("MOCK")
+    );
+    assert!(
+        options
+            .method_responses()
+            .is_some_and(|responses| responses.contains_key("200")),
+        "the MOCK preflight has its 200 method response"
+    );
 }

@@ -85,6 +85,10 @@ pub enum Rule {
     /// PutMethod, "Errors"; aws-cli issue 3992); moto overwrites it and
     /// drops its integration.
     PutMethodExists,
+    /// PutMethodResponse for a status code the method already answers is
+    /// 409 ConflictException (API Gateway API reference, PutMethodResponse,
+    /// "Errors"); moto overwrites it.
+    PutMethodResponseExists,
     /// CreateResource with a path part its parent already has is 409
     /// ConflictException "Another resource with the same parent already has
     /// this name" (API Gateway API reference, CreateResource, "Errors");
@@ -607,20 +611,20 @@ impl StrictAws {
         let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
         match (&request.method, segments.as_slice()) {
             (&Method::PUT, ["restapis", _, "resources", _, "methods", _]) => {
-                let exists = self
-                    .upstream("apigateway", Method::GET, &request.raw_path, Bytes::new())
-                    .await
-                    .is_some_and(|(status, _)| status.is_success());
-                exists.then(|| {
-                    (
-                        Rule::PutMethodExists,
-                        api_gateway_error(
-                            409,
-                            "ConflictException",
-                            "Method already exists for this resource",
-                        ),
-                    )
-                })
+                self.refuse_existing(
+                    request,
+                    Rule::PutMethodExists,
+                    "Method already exists for this resource",
+                )
+                .await
+            }
+            (&Method::PUT, ["restapis", _, "resources", _, "methods", _, "responses", _]) => {
+                self.refuse_existing(
+                    request,
+                    Rule::PutMethodResponseExists,
+                    "Response already exists for this resource",
+                )
+                .await
             }
             (&Method::POST, ["restapis", api, "resources", parent]) => {
                 let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
@@ -713,6 +717,21 @@ impl StrictAws {
             }
             _ => None,
         }
+    }
+
+    /// A 409 ConflictException when what the PUT at this path would create
+    /// already exists (a GET of the same path answers 200).
+    async fn refuse_existing(
+        &self,
+        request: &StrictRequest,
+        rule: Rule,
+        message: &str,
+    ) -> Option<(Rule, Response<ProxyBody>)> {
+        let exists = self
+            .upstream("apigateway", Method::GET, &request.raw_path, Bytes::new())
+            .await
+            .is_some_and(|(status, _)| status.is_success());
+        exists.then(|| (rule, api_gateway_error(409, "ConflictException", message)))
     }
 
     /// UpdateMethod, which moto 5.2.1 does not implement (it answers 500):

@@ -391,6 +391,34 @@ async fn put_method_on_an_existing_method_is_409() {
         .await
         .unwrap();
     assert_eq!(aws.strict().unwrap().refusals(Rule::PutMethodExists), 1);
+
+    // The same for a method response.
+    let response = |client: &aws_sdk_apigateway::Client| {
+        client
+            .put_method_response()
+            .rest_api_id(&id)
+            .resource_id(&root)
+            .http_method("GET")
+            .status_code("200")
+            .send()
+    };
+    response(&moto_api).await.unwrap();
+    response(&moto_api)
+        .await
+        .expect("moto overwrites a method response");
+    let error = response(&strict_api).await.unwrap_err();
+    assert!(
+        error
+            .as_service_error()
+            .is_some_and(|e| e.is_conflict_exception()),
+        "{error:?}"
+    );
+    assert_eq!(
+        aws.strict()
+            .unwrap()
+            .refusals(Rule::PutMethodResponseExists),
+        1
+    );
 }
 
 #[tokio::test]

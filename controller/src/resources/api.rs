@@ -15,7 +15,7 @@ use aws_sdk_apigateway::types::{
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{Context, Observed, Result, aws_error, changed, observed_value, sync_tags};
+use super::{Context, Observed, Result, aws_error, changed, done_or, observed_value, sync_tags};
 use crate::field::{FieldDiff, Fields};
 use crate::ownership::{Ownership, comparable_tags, ownership_of};
 use crate::spec::ApiSpec;
@@ -401,10 +401,15 @@ impl Desired {
         Ok(self.find(ctx).await?.map(|found| found.id))
     }
 
-    pub async fn observe(&self, ctx: &Context) -> Result<Option<Observed>> {
+    /// Access logs need the account's API Gateway CloudWatch Logs role.
+    pub async fn preflight(&self, ctx: &Context) -> Result<()> {
         if self.access_log_group_arn.is_some() {
             self.check_account_logging_role(ctx).await?;
         }
+        Ok(())
+    }
+
+    pub async fn observe(&self, ctx: &Context) -> Result<Option<Observed>> {
         let Some(found) = self.find(ctx).await? else {
             return Ok(None);
         };
@@ -432,8 +437,8 @@ impl Desired {
     /// sets access-log settings with 400 BadRequestException (API Gateway
     /// developer guide, "Set up CloudWatch logging for REST APIs in API
     /// Gateway"). The setting belongs to the account and Region, not to a
-    /// deployment, so it is checked here, when every plan is made, and a
-    /// missing one stops the plan before any change.
+    /// deployment, so it is checked when an apply is planned (not for
+    /// destroy), and a missing one stops the plan before any change.
     async fn check_account_logging_role(&self, ctx: &Context) -> Result<()> {
         let account = ctx
             .clients
@@ -666,31 +671,20 @@ impl Desired {
                 .await
                 .map_err(aws_error("CreateDeployment"))?;
             let deployment_id = deployment.id().unwrap_or_default().to_string();
-            let created = if stage_missing {
-                match api
-                    .create_stage()
-                    .rest_api_id(id)
-                    .stage_name(&self.spec.stage)
-                    .deployment_id(&deployment_id)
-                    .send()
-                    .await
-                {
-                    Ok(_) => true,
-                    // A retried create whose first answer was lost: the
-                    // stage exists; point it at this deployment below.
-                    Err(error)
-                        if error
-                            .as_service_error()
-                            .is_some_and(|service| service.is_conflict_exception()) =>
-                    {
-                        false
-                    }
-                    Err(error) => return Err(aws_error("CreateStage")(error)),
-                }
+            if stage_missing {
+                // A retried create whose first answer was lost finds the stage
+                // it made, already on this deployment (409): done.
+                done_or(
+                    api.create_stage()
+                        .rest_api_id(id)
+                        .stage_name(&self.spec.stage)
+                        .deployment_id(&deployment_id)
+                        .send()
+                        .await,
+                    "CreateStage",
+                    |error| error.is_conflict_exception(),
+                )?;
             } else {
-                false
-            };
-            if !created {
                 api.update_stage()
                     .rest_api_id(id)
                     .stage_name(&self.spec.stage)
@@ -821,8 +815,7 @@ impl Desired {
                 continue;
             }
             if want["type"] == "MOCK" {
-                self.put_cors(ctx, id, &resource_id, existing.is_none())
-                    .await?;
+                self.put_cors(ctx, id, &resource_id).await?;
             } else {
                 api.put_integration()
                     .rest_api_id(id)
@@ -913,13 +906,7 @@ impl Desired {
     }
 
     /// A CORS preflight: a MOCK integration answering 200 with the headers.
-    async fn put_cors(
-        &self,
-        ctx: &Context,
-        id: &str,
-        resource_id: &str,
-        new_method: bool,
-    ) -> Result<()> {
+    async fn put_cors(&self, ctx: &Context, id: &str, resource_id: &str) -> Result<()> {
         let api = &ctx.clients.apigateway;
         let header = |name: &str| format!("method.response.header.{name}");
         let names = [
@@ -927,7 +914,9 @@ impl Desired {
             "Access-Control-Allow-Methods",
             "Access-Control-Allow-Headers",
         ];
-        if new_method {
+        // The 200 response stays when the function answered the preflight
+        // for a while (several origins): one already there (409) is done.
+        done_or(
             api.put_method_response()
                 .rest_api_id(id)
                 .resource_id(resource_id)
@@ -937,9 +926,10 @@ impl Desired {
                     names.iter().map(|name| (header(name), false)).collect(),
                 ))
                 .send()
-                .await
-                .map_err(aws_error("PutMethodResponse"))?;
-        }
+                .await,
+            "PutMethodResponse",
+            |error| error.is_conflict_exception(),
+        )?;
         api.put_integration()
             .rest_api_id(id)
             .resource_id(resource_id)

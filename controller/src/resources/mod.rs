@@ -380,6 +380,16 @@ impl Desired {
         }
     }
 
+    /// Checks what AWS requires outside the resource before it can be made
+    /// as desired (an account-wide setting); run when an apply is planned,
+    /// never for destroy. An error stops the plan before any change.
+    pub async fn preflight(&self, ctx: &Context) -> Result<()> {
+        match self {
+            Desired::Api(desired) => desired.preflight(ctx).await,
+            _ => Ok(()),
+        }
+    }
+
     /// Reads the resource from AWS; `None` when it does not exist.
     pub async fn observe(&self, ctx: &Context) -> Result<Option<Observed>> {
         match self {
