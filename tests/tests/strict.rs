@@ -422,6 +422,71 @@ async fn put_method_on_an_existing_method_is_409() {
 }
 
 #[tokio::test]
+async fn update_method_changes_the_flag_and_keeps_the_integration() {
+    let aws = strict_aws().await;
+    let (moto_api, id, root) = rest_api_with_root(&moto_config(&aws).await).await;
+    moto_api
+        .put_method()
+        .rest_api_id(&id)
+        .resource_id(&root)
+        .http_method("GET")
+        .authorization_type("NONE")
+        .send()
+        .await
+        .unwrap();
+    moto_api
+        .put_integration()
+        .rest_api_id(&id)
+        .resource_id(&root)
+        .http_method("GET")
+        .r#type(aws_sdk_apigateway::types::IntegrationType::Mock)
+        .send()
+        .await
+        .unwrap();
+    let flag = aws_sdk_apigateway::types::PatchOperation::builder()
+        .op(aws_sdk_apigateway::types::Op::Replace)
+        .path("/apiKeyRequired")
+        .value("true")
+        .build();
+    let update = |client: &aws_sdk_apigateway::Client| {
+        client
+            .update_method()
+            .rest_api_id(&id)
+            .resource_id(&root)
+            .http_method("GET")
+            .patch_operations(flag.clone())
+            .send()
+    };
+    update(&moto_api)
+        .await
+        .expect_err("moto 5.2.1 has no UpdateMethod");
+    let strict_api = aws_sdk_apigateway::Client::new(&strict_config(&aws).await);
+    let updated = update(&strict_api).await.unwrap();
+    assert_eq!(updated.api_key_required(), Some(true));
+    let method = strict_api
+        .get_method()
+        .rest_api_id(&id)
+        .resource_id(&root)
+        .http_method("GET")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(method.api_key_required(), Some(true));
+    assert_eq!(
+        method
+            .method_integration()
+            .and_then(|integration| integration.r#type())
+            .map(|t| t.as_str()),
+        Some("MOCK"),
+        "the integration is kept"
+    );
+    assert_eq!(
+        aws.strict().unwrap().refusals(Rule::UpdateMethodEmulated),
+        1
+    );
+}
+
+#[tokio::test]
 async fn a_second_resource_of_the_same_name_under_one_parent_is_409() {
     let aws = strict_aws().await;
     let (moto_api, id, root) = rest_api_with_root(&moto_config(&aws).await).await;
