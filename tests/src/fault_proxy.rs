@@ -1047,11 +1047,22 @@ fn remove_hop_by_hop(headers: &mut HeaderMap) {
 
 /// The service name in a SigV4 `Authorization` header's credential scope
 /// (`Credential=AKID/DATE/REGION/SERVICE/aws4_request`).
-pub(crate) fn signing_service<B>(request: &Request<B>) -> Option<String> {
-    let authorization = request.headers().get(AUTHORIZATION)?.to_str().ok()?;
-    let (_, credential) = authorization.split_once("Credential=")?;
-    let scope = credential.split([',', ' ']).next()?;
-    scope.split('/').nth(3).map(str::to_ascii_lowercase)
+fn signing_service<B>(request: &Request<B>) -> Option<String> {
+    credential_scope(request.headers())
+        .get(3)
+        .map(|service| service.to_ascii_lowercase())
+}
+
+/// The parts of a SigV4 `Authorization` header's credential,
+/// `[access key, date, region, service, "aws4_request"]`; empty when unsigned.
+pub(crate) fn credential_scope(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split_once("Credential="))
+        .and_then(|(_, credential)| credential.split([',', ' ']).next())
+        .map(|scope| scope.split('/').map(str::to_string).collect())
+        .unwrap_or_default()
 }
 
 fn error_response(

@@ -36,7 +36,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 
-use crate::fault_proxy::{ProxyBody, form_field, full, percent_decode, xml_escape};
+use crate::fault_proxy::{
+    ProxyBody, credential_scope, form_field, full, percent_decode, xml_escape,
+};
 
 /// How long AWS takes to settle where moto settles at once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -227,11 +229,6 @@ impl StrictAws {
     /// How often `rule` changed an answer so far.
     pub fn refusals(&self, rule: Rule) -> u64 {
         self.state().refusals.get(&rule).copied().unwrap_or(0)
-    }
-
-    /// Every rule that fired, with its count.
-    pub fn all_refusals(&self) -> BTreeMap<Rule, u64> {
-        self.state().refusals.clone()
     }
 
     /// Forgets what AWS would remember (after moto's reset).
@@ -1154,14 +1151,7 @@ pub(crate) struct StrictRequest {
 
 impl StrictRequest {
     pub(crate) fn new(parts: &hyper::http::request::Parts, body: &Bytes) -> StrictRequest {
-        let scope = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.split_once("Credential="))
-            .and_then(|(_, credential)| credential.split([',', ' ']).next())
-            .map(|scope| scope.split('/').map(str::to_string).collect::<Vec<_>>())
-            .unwrap_or_default();
+        let scope = credential_scope(&parts.headers);
         let raw_path = parts.uri.path().to_string();
         let form = parts
             .headers
