@@ -138,29 +138,25 @@ pub fn desired_resources(spec: &Spec, ctx: &Context, refs: &Refs) -> Vec<Desired
         // With several CORS origins the function answers each path's
         // preflight itself (see `api`): the first route of the path names it,
         // and its `OPTIONS` call needs an invoke permission of its own.
-        let mut invoked: Vec<(String, &crate::spec::RouteSpec)> = api
+        let mut invoked: Vec<(&str, &crate::spec::RouteSpec)> = api
             .routes
             .iter()
-            .map(|route| (route.method.clone(), route))
+            .map(|route| (route.method.as_str(), route))
             .collect();
         if api.cors_allow_origins.len() > 1 {
             let mut preflights: Vec<&str> = Vec::new();
             for route in &api.routes {
                 if !preflights.contains(&route.path.as_str()) {
                     preflights.push(&route.path);
-                    invoked.push(("OPTIONS".to_string(), route));
+                    invoked.push(("OPTIONS", route));
                 }
             }
         }
         for (method, route) in invoked {
-            let route = &crate::spec::RouteSpec {
-                method,
-                ..route.clone()
-            };
             let Some(function) = spec.function(&route.function) else {
                 continue;
             };
-            let statement_id = permission::route_statement_id(&route.method, &route.path);
+            let statement_id = permission::route_statement_id(method, &route.path);
             resources.push(Desired::Permission(permission::Desired {
                 id: format!("{}:{statement_id}", function.name),
                 function: function.name.clone(),
@@ -171,11 +167,11 @@ pub fn desired_resources(spec: &Spec, ctx: &Context, refs: &Refs) -> Vec<Desired
                     &ctx.region,
                     &ctx.account_id,
                     &api_id,
-                    &route.method,
+                    method,
                     &route.path,
                 ),
                 legacy_statement_id: Some(permission::legacy_route_statement_id(
-                    &route.method,
+                    method,
                     &route.path,
                 )),
             }));

@@ -14,8 +14,8 @@ use test_harness::{FaultProxy, FaultRates, RequestMatch, ScriptedResponse};
 
 const DETECTION: &str = "anomaly-local-detection";
 
-/// The source ARNs of the statements of `function`'s resource policy.
-async fn sources(sdk: &Sdk, function: &str) -> Vec<String> {
+/// The statements of `function`'s resource policy.
+async fn statements(sdk: &Sdk, function: &str) -> Vec<Value> {
     let policy = sdk
         .lambda
         .get_policy()
@@ -24,18 +24,33 @@ async fn sources(sdk: &Sdk, function: &str) -> Vec<String> {
         .await
         .expect("the function has a resource policy");
     let document: Value = serde_json::from_str(policy.policy().unwrap()).unwrap();
-    let mut sources: Vec<String> = document["Statement"]
+    document["Statement"]
         .as_array()
         .expect("statements")
+        .clone()
+}
+
+/// `field` of each statement of `function`'s resource policy that has it, sorted.
+async fn each_statement(
+    sdk: &Sdk,
+    function: &str,
+    field: impl Fn(&Value) -> &Value,
+) -> Vec<String> {
+    let mut values: Vec<String> = statements(sdk, function)
+        .await
         .iter()
-        .filter_map(|statement| {
-            statement["Condition"]["ArnLike"]["AWS:SourceArn"]
-                .as_str()
-                .map(str::to_string)
-        })
+        .filter_map(|statement| field(statement).as_str().map(str::to_string))
         .collect();
-    sources.sort();
-    sources
+    values.sort();
+    values
+}
+
+/// The source ARNs of the statements of `function`'s resource policy.
+async fn sources(sdk: &Sdk, function: &str) -> Vec<String> {
+    each_statement(sdk, function, |statement| {
+        &statement["Condition"]["ArnLike"]["AWS:SourceArn"]
+    })
+    .await
 }
 
 fn add_permission(function: &str) -> RequestMatch {
@@ -97,22 +112,7 @@ async fn a_statement_whose_answer_was_lost_is_taken_as_done() {
 
 /// The ids of the statements of `function`'s resource policy.
 async fn statement_ids(sdk: &Sdk, function: &str) -> Vec<String> {
-    let policy = sdk
-        .lambda
-        .get_policy()
-        .function_name(function)
-        .send()
-        .await
-        .expect("the function has a resource policy");
-    let document: Value = serde_json::from_str(policy.policy().unwrap()).unwrap();
-    let mut ids: Vec<String> = document["Statement"]
-        .as_array()
-        .expect("statements")
-        .iter()
-        .filter_map(|statement| statement["Sid"].as_str().map(str::to_string))
-        .collect();
-    ids.sort();
-    ids
+    each_statement(sdk, function, |statement| &statement["Sid"]).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

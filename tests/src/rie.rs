@@ -145,6 +145,24 @@ impl EmulatorBuilder {
         panic!("the Lambda Runtime Interface Emulator did not start: {last_error}");
     }
 
+    /// The emulator's own arguments: where it listens, where the function
+    /// finds the runtime API, then the function's command line.
+    fn emulator_args(
+        &self,
+        command: &mut Command,
+        addr: SocketAddr,
+        runtime_api: SocketAddr,
+        binary: &std::ffi::OsStr,
+    ) {
+        command
+            .arg("--runtime-interface-emulator-address")
+            .arg(addr.to_string())
+            .arg("--runtime-api-address")
+            .arg(runtime_api.to_string())
+            .arg(binary)
+            .args(&self.args);
+    }
+
     fn spawn_binary(
         &self,
         rie: &Path,
@@ -169,14 +187,9 @@ impl EmulatorBuilder {
         if let Some(path) = std::env::var_os("PATH") {
             command.env("PATH", path);
         }
+        command.envs(self.envs.iter().map(|(k, v)| (k, v)));
+        self.emulator_args(&mut command, addr, runtime_api, binary.as_os_str());
         command
-            .envs(self.envs.iter().map(|(k, v)| (k, v)))
-            .arg("--runtime-interface-emulator-address")
-            .arg(addr.to_string())
-            .arg("--runtime-api-address")
-            .arg(runtime_api.to_string())
-            .arg(binary)
-            .args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log_err));
@@ -218,15 +231,9 @@ impl EmulatorBuilder {
                 .arg("-v")
                 .arg(format!("{}:{container}:ro", host.display()));
         }
-        command
-            .arg(image)
-            .arg("--runtime-interface-emulator-address")
-            .arg(addr.to_string())
-            .arg("--runtime-api-address")
-            .arg(runtime_api.to_string())
-            .arg(binary)
-            .args(&self.args)
-            .stdin(Stdio::null());
+        command.arg(image);
+        self.emulator_args(&mut command, addr, runtime_api, binary.as_ref());
+        command.stdin(Stdio::null());
         let output = command
             .output()
             .map_err(|e| format!("cannot run docker: {e}"))?;

@@ -12,8 +12,9 @@ use std::fmt;
 use std::sync::OnceLock;
 
 use aws_sdk_secretsmanager::types::Tag;
+use hmac::{Hmac, Mac};
 use serde_json::json;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 use super::{Context, Observed, Result, aws_error, changed, done_or, sync_tags};
 use crate::field::{FieldDiff, Fields};
@@ -47,26 +48,11 @@ fn process_key() -> &'static [u8; 32] {
     KEY.get_or_init(rand::random)
 }
 
-/// HMAC-SHA256 (RFC 2104; SHA-256's block is 64 bytes).
+/// HMAC-SHA256 (RFC 2104).
 fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
-    const BLOCK: usize = 64;
-    let mut block = [0u8; BLOCK];
-    if key.len() > BLOCK {
-        block[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        block[..key.len()].copy_from_slice(key);
-    }
-    let inner_pad: Vec<u8> = block.iter().map(|byte| byte ^ 0x36).collect();
-    let outer_pad: Vec<u8> = block.iter().map(|byte| byte ^ 0x5c).collect();
-    let inner = Sha256::new()
-        .chain_update(&inner_pad)
-        .chain_update(message)
-        .finalize();
-    Sha256::new()
-        .chain_update(&outer_pad)
-        .chain_update(inner)
-        .finalize()
-        .into()
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes a key of any length");
+    mac.update(message);
+    mac.finalize().into_bytes().into()
 }
 
 fn digest_of(value: &str) -> String {
@@ -292,6 +278,8 @@ impl Desired {
 
 #[cfg(test)]
 mod tests {
+    use sha2::Digest;
+
     use super::*;
 
     #[test]

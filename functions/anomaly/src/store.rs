@@ -292,17 +292,13 @@ impl ModelStore {
             }
             Err(e) => match classify_sdk_error(&e) {
                 ReadFailure::NoSuchKey => Ok(None),
-                ReadFailure::AccessDenied => {
-                    let error = StoreError::AccessDenied {
-                        operation: "GetObject",
-                        bucket: self.bucket.clone(),
-                        key: key.to_string(),
-                        needs: READ_PERMISSIONS,
-                        message: error_chain(&e),
-                    };
-                    tracing::error!(%error, "the model store refused a read");
-                    Err(error)
-                }
+                ReadFailure::AccessDenied => Err(StoreError::AccessDenied {
+                    operation: "GetObject",
+                    bucket: self.bucket.clone(),
+                    key: key.to_string(),
+                    needs: READ_PERMISSIONS,
+                    message: error_chain(&e),
+                }),
                 ReadFailure::Other => Err(self.s3_err("GetObject", key, &e)),
             },
         }
