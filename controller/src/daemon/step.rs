@@ -184,6 +184,8 @@ impl Daemon {
             }
         };
         self.status().lease_blocked_by = None;
+        // Repairs happen under the lease, read back before each wave.
+        self.controller.set_fence(Some(lease.guard()));
         let failed: BTreeSet<&ResourceId> = failed.iter().map(|(id, _)| id).collect();
         let (plan, failures) = self
             .controller
@@ -229,6 +231,7 @@ impl Daemon {
                     .extend(work.iter().map(|c| (c.resource.clone(), error.to_string()))),
             }
         }
+        self.controller.set_fence(None);
         if !lease.is_held() {
             tracing::error!("the lease expired or was taken over during the repair");
         }
