@@ -146,26 +146,8 @@ async fn drift_on_existing_routes_is_repaired_without_putting_methods_again() {
     let controller = local_controller(&aws).await;
     controller.apply().await.expect("apply converges");
     let api = &sdk.apigateway;
-    let api_id = api.get_rest_apis().send().await.unwrap().items()[0]
-        .id()
-        .unwrap()
-        .to_string();
-    let resources = api
-        .get_resources()
-        .rest_api_id(&api_id)
-        .send()
-        .await
-        .unwrap();
-    let resource = |path: &str| {
-        resources
-            .items()
-            .iter()
-            .find(|resource| resource.path() == Some(path))
-            .and_then(|resource| resource.id())
-            .unwrap()
-            .to_string()
-    };
-    let (health, detect) = (resource("/health"), resource("/detect"));
+    let (api_id, resources) = rest_api_resources(&sdk).await;
+    let (health, detect) = (resources["/health"].clone(), resources["/detect"].clone());
     let training_uri = format!(
         "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/arn:aws:lambda:us-east-1:{}:function:anomaly-local-training/invocations",
         test_harness::TEST_ACCOUNT
@@ -256,28 +238,8 @@ async fn cors_preflights_answer_one_origin_each() {
         .await
         .expect("one origin");
     let api = &sdk.apigateway;
-    let api_id = api.get_rest_apis().send().await.unwrap().items()[0]
-        .id()
-        .unwrap()
-        .to_string();
-    let resource_of = |path: &'static str| {
-        let api = api.clone();
-        let api_id = api_id.clone();
-        async move {
-            api.get_resources()
-                .rest_api_id(&api_id)
-                .send()
-                .await
-                .unwrap()
-                .items()
-                .iter()
-                .find(|resource| resource.path() == Some(path))
-                .and_then(|resource| resource.id())
-                .unwrap()
-                .to_string()
-        }
-    };
-    let detect = resource_of("/detect").await;
+    let (api_id, resources) = rest_api_resources(&sdk).await;
+    let detect = resources["/detect"].clone();
     let preflight = api
         .get_integration_response()
         .rest_api_id(&api_id)

@@ -283,3 +283,24 @@ pub const ONLY_BUCKET: Inventory = Inventory {
     rules: 0,
     secrets: 0,
 };
+
+/// The id of the account's only REST API and its resource ids by path.
+pub async fn rest_api_resources(sdk: &Sdk) -> (String, std::collections::BTreeMap<String, String>) {
+    let apis = sdk.apigateway.get_rest_apis().send().await.unwrap();
+    let [api] = apis.items() else {
+        panic!("one REST API expected, found {:?}", apis.items());
+    };
+    let id = api.id().unwrap().to_string();
+    let resources = sdk
+        .apigateway
+        .get_resources()
+        .rest_api_id(&id)
+        .send()
+        .await
+        .unwrap()
+        .items()
+        .iter()
+        .filter_map(|resource| Some((resource.path()?.to_string(), resource.id()?.to_string())))
+        .collect();
+    (id, resources)
+}
