@@ -26,7 +26,7 @@ use super::ImageError;
 use super::context::BuildContext;
 use super::ecr::Credentials;
 use super::progress::Progress;
-use super::registry::oci_architecture;
+use super::registry::{error_chain, is_loopback, oci_architecture};
 use crate::spec::Architecture;
 
 /// Where the daemon listens when `DOCKER_HOST` is not set.
@@ -108,7 +108,7 @@ pub fn transport(
             origin,
         ));
     }
-    if !is_loopback_address(&address) {
+    if !is_loopback(&address) {
         return Err(ImageError::InsecureDaemon {
             host,
             reason: format!(
@@ -123,20 +123,6 @@ pub fn transport(
         },
         origin,
     ))
-}
-
-/// `127.0.0.0/8`, `localhost` or `[::1]`, with an optional port.
-fn is_loopback_address(address: &str) -> bool {
-    let name = if let Some(rest) = address.strip_prefix('[') {
-        rest.split_once(']').map_or(rest, |(name, _)| name)
-    } else {
-        address.split(':').next().unwrap_or_default()
-    };
-    if name.eq_ignore_ascii_case("localhost") {
-        return true;
-    }
-    name.parse::<std::net::IpAddr>()
-        .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// A Docker daemon that answered.
@@ -324,22 +310,6 @@ impl Engine {
         task.finish("pushed");
         Ok(())
     }
-}
-
-/// An error and its causes, `: `-separated (a TLS refusal is a cause of a
-/// cause of bollard's error).
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// The daemon's own message from a bollard error, without the wrapping.

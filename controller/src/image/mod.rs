@@ -139,9 +139,6 @@ impl Entry {
 #[derive(Debug, Default)]
 pub struct Images {
     registry: Option<Registry>,
-    /// Whether the registry is ECR's (live tags are then released through
-    /// the ECR API; a local registry has no lifecycle policy).
-    ecr: bool,
     entries: Vec<Entry>,
     report: ImageReport,
 }
@@ -180,7 +177,6 @@ impl Images {
         };
         let mut images = Images {
             registry: Some(registry),
-            ecr: !matches!(target, Target::Local { .. }),
             ..Images::default()
         };
         // One cargo build per workspace and architecture, of all its packages.
@@ -233,23 +229,15 @@ impl Images {
                 .expect("every package was built above");
             let context = BuildContext::assemble(&build.dockerfile, binary, &build.include)?;
             let registry = images.registry.as_ref().expect("set above");
-            let found = registry
-                .digest(&function.repository.name, context.tag())
-                .await?;
             // An image already there is pinned only if Lambda can run it.
-            let digest = match found {
-                Some(_) => Some(
-                    registry
-                        .check(
-                            &function.repository.name,
-                            context.tag(),
-                            function.architecture,
-                        )
-                        .await?
-                        .digest,
-                ),
-                None => None,
-            };
+            let digest = registry
+                .find(
+                    &function.repository.name,
+                    context.tag(),
+                    function.architecture,
+                )
+                .await?
+                .map(|checked| checked.digest);
             let image = registry.tagged(&function.repository.name, context.tag());
             match &digest {
                 Some(digest) => {
@@ -394,7 +382,14 @@ impl Images {
     /// image protected (kept), never one unprotected: it is reported, and
     /// the next apply releases it.
     pub async fn release(&self, ecr: &aws_sdk_ecr::Client, progress: &Progress) {
-        if !self.ecr {
+        // Only ECR's registry is given credentials (and has a lifecycle
+        // policy); a local registry has no live tags to release.
+        if self
+            .registry
+            .as_ref()
+            .and_then(Registry::credentials)
+            .is_none()
+        {
             return;
         }
         // Every image of a repository that one of its functions runs stays

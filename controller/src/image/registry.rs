@@ -232,11 +232,37 @@ impl Registry {
         reference: &str,
         architecture: Architecture,
     ) -> Result<CheckedImage, ImageError> {
-        let image = if reference.starts_with("sha256:") {
-            self.pinned(repository, reference)
-        } else {
-            self.tagged(repository, reference)
-        };
+        if let Some(checked) = self.find(repository, reference, architecture).await? {
+            return Ok(checked);
+        }
+        let image = self.reference(repository, reference);
+        // A registry that holds an index under this reference may answer
+        // 404 to a request that does not accept one: say so.
+        let url = self.url(&format!("/v2/{repository}/manifests/{reference}"));
+        let probe = self
+            .send(Method::HEAD, &url, INDEX_TYPES, None, true)
+            .await?;
+        if let (StatusCode::OK, Some(kind)) = (probe.status, probe.content_type.as_deref()) {
+            if is_index(kind) {
+                return Err(ImageError::NotForLambda {
+                    image,
+                    reason: index_reason(kind),
+                });
+            }
+        }
+        Err(self.error(format!("{image} is not in the registry")))
+    }
+
+    /// [`Registry::check`] in one manifest read, but `None` when the
+    /// registry has no single manifest under `reference` (one GET answers
+    /// both whether the image is there and whether Lambda can run it).
+    pub async fn find(
+        &self,
+        repository: &str,
+        reference: &str,
+        architecture: Architecture,
+    ) -> Result<Option<CheckedImage>, ImageError> {
+        let image = self.reference(repository, reference);
         let refuse = |reason: String| ImageError::NotForLambda {
             image: image.clone(),
             reason,
@@ -246,17 +272,7 @@ impl Registry {
             .send(Method::GET, &url, SINGLE_MANIFEST_TYPES, None, true)
             .await?;
         if answer.status == StatusCode::NOT_FOUND {
-            // A registry that holds an index under this reference may answer
-            // 404 to a request that does not accept one: say so.
-            let probe = self
-                .send(Method::HEAD, &url, INDEX_TYPES, None, true)
-                .await?;
-            if let (StatusCode::OK, Some(kind)) = (probe.status, probe.content_type.as_deref()) {
-                if is_index(kind) {
-                    return Err(refuse(index_reason(kind)));
-                }
-            }
-            return Err(self.error(format!("{image} is not in the registry")));
+            return Ok(None);
         }
         if answer.status != StatusCode::OK {
             return Err(self.error(format!("GET {url} answered {}", answer.status)));
@@ -337,12 +353,21 @@ impl Registry {
                 "its config says os {os:?}; Lambda runs only Linux images"
             )));
         }
-        Ok(CheckedImage {
+        Ok(Some(CheckedImage {
             digest: actual,
             media_type,
             architecture: found,
             os,
-        })
+        }))
+    }
+
+    /// `host/repository@digest` or `host/repository:tag`.
+    fn reference(&self, repository: &str, reference: &str) -> String {
+        if reference.starts_with("sha256:") {
+            self.pinned(repository, reference)
+        } else {
+            self.tagged(repository, reference)
+        }
     }
 
     /// Puts the manifest `digest` of `repository` under `tag` as well (a
@@ -537,23 +562,33 @@ fn same_host(a: &str, b: &str) -> bool {
     normal(a) == normal(b)
 }
 
-fn is_loopback(host: &str) -> bool {
-    let name = host.rsplit_once(':').map_or(host, |(name, port)| {
-        if port.chars().all(|c| c.is_ascii_digit()) {
-            name
-        } else {
-            host
-        }
-    });
-    name == "localhost" || name == "[::1]" || name.starts_with("127.")
+/// `127.0.0.0/8`, `localhost` or `[::1]`, with an optional port: the
+/// registries reached over plain HTTP, and the Docker daemons reached over
+/// plain TCP.
+pub(super) fn is_loopback(address: &str) -> bool {
+    let name = if let Some(rest) = address.strip_prefix('[') {
+        rest.split_once(']').map_or(rest, |(name, _)| name)
+    } else {
+        address.split(':').next().unwrap_or_default()
+    };
+    if name.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    name.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
 }
 
-fn error_chain(error: &dyn std::error::Error) -> String {
+/// An error and its causes, `: `-separated, each cause once (a TLS refusal
+/// is a cause of a cause of the client's error).
+pub(super) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
         source = cause.source();
     }
     text

@@ -119,9 +119,6 @@ pub async fn release_live_tags(
             }
         }
     }
-    if stale.is_empty() {
-        return Ok(stale);
-    }
     for chunk in stale.chunks(100) {
         let ids = chunk
             .iter()
