@@ -32,6 +32,11 @@ fn target_dir() -> PathBuf {
 
 /// config/local.toml as shipped, pointed at this test's moto and registry.
 fn shipped_config(aws: &LocalAws, registry: &LocalRegistry) -> String {
+    // Lambda checks the images it is given (present, one manifest, the
+    // function's architecture): the strict layer does so in this registry.
+    if let Some(strict) = aws.strict() {
+        strict.register_registry(&registry.endpoint());
+    }
     let docker = workspace().join("docker");
     std::fs::read_to_string(workspace().join("config/local.toml"))
         .unwrap()

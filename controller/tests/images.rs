@@ -31,6 +31,11 @@ fn workspace() -> PathBuf {
 /// config/local.toml against this test's moto and registry, with the
 /// Dockerfiles of detection and training taken from the given directories.
 fn config(aws: &LocalAws, registry: &LocalRegistry, detection: &Path, training: &Path) -> String {
+    // Lambda checks the images it is given (present, one manifest, the
+    // function's architecture): the strict layer does so in this registry.
+    if let Some(strict) = aws.strict() {
+        strict.register_registry(&registry.endpoint());
+    }
     let text = std::fs::read_to_string(workspace().join("config/local.toml")).unwrap();
     text.replace(
         "endpoint_url = \"http://127.0.0.1:4566\"",

@@ -26,7 +26,8 @@ use super::ImageError;
 use super::context::BuildContext;
 use super::ecr::Credentials;
 use super::progress::Progress;
-use super::registry::{error_chain, is_loopback, oci_architecture};
+use super::registry::{is_loopback, oci_architecture};
+use crate::resources::error_chain;
 use crate::spec::Architecture;
 
 /// Where the daemon listens when `DOCKER_HOST` is not set.

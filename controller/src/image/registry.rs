@@ -37,6 +37,7 @@ use sha2::{Digest, Sha256};
 
 use super::ImageError;
 use super::ecr::Credentials;
+use crate::resources::error_chain;
 use crate::spec::Architecture;
 
 /// Docker image manifest v2, schema 2.
@@ -576,22 +577,6 @@ pub(super) fn is_loopback(address: &str) -> bool {
     }
     name.parse::<std::net::IpAddr>()
         .is_ok_and(|ip| ip.is_loopback())
-}
-
-/// An error and its causes, `: `-separated, each cause once (a TLS refusal
-/// is a cause of a cause of the client's error).
-pub(super) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -294,7 +294,7 @@ where
 }
 
 /// An error and its sources, one line, without the raw response.
-fn error_chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
