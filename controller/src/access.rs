@@ -199,8 +199,45 @@ pub fn controller_policy(spec: &Spec, partition: &str, account: &str) -> Value {
             "Resource": arn("secretsmanager", &format!("secret:{}-??????", secret.name))
         }));
     }
-    if spec.api.is_some() {
-        let path = |path: &str| format!("arn:{partition}:apigateway:{region}::{path}");
+    // Pruning: finding what carries the deployment's tags, and deleting
+    // what an earlier version of the file named, only where the resource
+    // carries this deployment's tag (a read or delete of anyone else's is
+    // refused, and the controller takes that refusal for "not ours").
+    statements.push(json!({
+        "Sid": "FindOwnedResources",
+        "Effect": "Allow",
+        "Action": ["tag:GetResources", "iam:ListRoles"],
+        "Resource": "*"
+    }));
+    statements.push(json!({
+        "Sid": "PruneOwnedResources",
+        "Effect": "Allow",
+        "Action": [
+            "lambda:GetFunction", "lambda:DeleteFunction",
+            "logs:ListTagsForResource", "logs:DeleteLogGroup",
+            "ecr:ListTagsForResource", "ecr:DeleteRepository",
+            "events:ListTagsForResource", "events:ListTargetsByRule", "events:RemoveTargets",
+            "events:DeleteRule",
+            "secretsmanager:DescribeSecret", "secretsmanager:DeleteSecret",
+            "iam:ListRoleTags", "iam:ListRolePolicies", "iam:DeleteRolePolicy",
+            "iam:ListAttachedRolePolicies", "iam:DetachRolePolicy", "iam:DeleteRole"
+        ],
+        "Resource": [
+            arn("lambda", "function:*"),
+            arn("logs", "log-group:*"),
+            arn("ecr", "repository/*"),
+            arn("events", "rule/*"),
+            arn("secretsmanager", "secret:*"),
+            format!("arn:{partition}:iam::{account}:role/*")
+        ],
+        "Condition": {"StringEquals": {
+            format!("aws:ResourceTag/{}", crate::ownership::DEPLOYMENT_TAG): spec.deployment.name
+        }}
+    }));
+    // The REST API's paths: needed without an `[api]` section too, to find
+    // and delete an API an earlier version of the file named.
+    let path = |path: &str| format!("arn:{partition}:apigateway:{region}::{path}");
+    {
         statements.push(json!({
             "Sid": "RestApi",
             "Effect": "Allow",
@@ -215,6 +252,8 @@ pub fn controller_policy(spec: &Spec, partition: &str, account: &str) -> Value {
                 path("/tags/*")
             ]
         }));
+    }
+    if spec.api.as_ref().is_some_and(|api| api.access_logging) {
         // The account's CloudWatch role is read, never changed.
         statements.push(json!({
             "Sid": "ReadApiGatewayAccount",

@@ -14,8 +14,8 @@ use crate::daemon::{self, Mode};
 use crate::image::{self, Images, Progress};
 use crate::lease::{self, Lease};
 use crate::plan::{Action, Plan};
-use crate::reconcile::{BucketOnDestroy, Controller, Outcome};
-use crate::resources::Kind;
+use crate::reconcile::{self, BucketOnDestroy, Controller, Outcome, Status};
+use crate::resources::{ResourceKind, bucket};
 use crate::spec::Spec;
 
 /// Exit code: success, or no difference.
@@ -84,14 +84,25 @@ enum Command {
         #[arg(long)]
         account: Option<String>,
     },
-    /// Show what differs, field by field; read-only. Exit 0 in sync, 2 differs, 1 error.
-    Diff(ConfigArg),
-    /// Converge the deployment to the file.
+    /// Show what differs, field by field, and what the deployment owns that
+    /// the file no longer names; read-only. Exit 0 in sync, 2 differs, 1 error.
+    Diff {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(flatten)]
+        prune: PruneArgs,
+    },
+    /// Converge the deployment to the file, deleting what it no longer names.
     Apply {
         #[command(flatten)]
         config: ConfigArg,
         #[command(flatten)]
         lease: LeaseArgs,
+        #[command(flatten)]
+        prune: PruneArgs,
+        /// Do not ask for confirmation before deleting or replacing (for scripts).
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
     /// Delete what the deployment owns, in reverse dependency order.
     Destroy {
@@ -134,6 +145,15 @@ enum Command {
         )]
         lease_ttl: Duration,
     },
+}
+
+/// What happens to resources the file no longer names.
+#[derive(Debug, Args)]
+struct PruneArgs {
+    /// Keep the deployment's resources the file no longer names (they are
+    /// listed as orphans) instead of deleting them.
+    #[arg(long)]
+    no_prune: bool,
 }
 
 /// The writers' lease, held while apply or destroy changes the deployment.
@@ -238,8 +258,9 @@ async fn execute(command: Command) -> Result<i32> {
             ))?;
             Ok(EXIT_OK)
         }
-        Command::Diff(config) => {
+        Command::Diff { config, prune } => {
             let mut controller = Controller::connect(load(&config)?).await?;
+            controller.set_prune(!prune.no_prune);
             let images = Images::prepare(
                 &controller.spec,
                 &controller.ctx.clients,
@@ -263,8 +284,14 @@ async fn execute(command: Command) -> Result<i32> {
             }
             Ok(if differs { EXIT_DIFFERS } else { EXIT_OK })
         }
-        Command::Apply { config, lease } => {
+        Command::Apply {
+            config,
+            lease,
+            prune,
+            yes,
+        } => {
             let mut controller = Controller::connect(load(&config)?).await?;
+            controller.set_prune(!prune.no_prune);
             let progress = Progress::detect();
             let mut images =
                 Images::prepare(&controller.spec, &controller.ctx.clients, &progress).await?;
@@ -304,11 +331,25 @@ async fn execute(command: Command) -> Result<i32> {
                 }
                 return Ok(EXIT_OK);
             }
+            if plan.destroys() && !yes {
+                if let Err(refused) = confirm_changes(&plan) {
+                    if let Some(held) = lease {
+                        release(held).await;
+                    }
+                    return Err(refused);
+                }
+            }
             let outcome = image::apply(&mut controller, &mut images, plan, &progress).await;
             if let Some(held) = lease {
                 release(held).await;
             }
-            let outcome = outcome?;
+            let outcome = match outcome {
+                Err(image::DeployError::Reconcile(reconcile::Error::Incomplete(outcome))) => {
+                    report(&outcome, config.output, "Applied")?;
+                    return Ok(EXIT_ERROR);
+                }
+                other => other?,
+            };
             if config.output == Output::Json {
                 print_json(
                     &serde_json::json!({"changed": true, "outcome": outcome, "images": images.report()}),
@@ -354,7 +395,17 @@ async fn execute(command: Command) -> Result<i32> {
             if !yes {
                 confirm(&name)?;
             }
-            let outcome = destroy_under_lease(&mut controller, plan, bucket, &lease).await?;
+            let outcome = match destroy_under_lease(&mut controller, plan, bucket, &lease).await {
+                Ok(outcome) => outcome,
+                Err(error) => match error.downcast::<reconcile::Error>() {
+                    Ok(reconcile::Error::Incomplete(outcome)) => {
+                        report(&outcome, config.output, "Destroyed")?;
+                        return Ok(EXIT_ERROR);
+                    }
+                    Ok(other) => return Err(other.into()),
+                    Err(other) => return Err(other),
+                },
+            };
             report(&outcome, config.output, "Destroyed")?;
             Ok(EXIT_OK)
         }
@@ -421,7 +472,7 @@ async fn destroy_under_lease(
     bucket: BucketOnDestroy,
     args: &LeaseArgs,
 ) -> Result<Outcome> {
-    let is_bucket = |change: &crate::plan::Change| change.resource.kind == Kind::Bucket;
+    let is_bucket = |change: &crate::plan::Change| change.resource.kind == bucket::KIND.kind();
     if !plan
         .changes
         .iter()
@@ -488,18 +539,71 @@ fn confirm(deployment: &str) -> Result<()> {
     Ok(())
 }
 
+/// Asks on a terminal before an apply deletes or replaces anything;
+/// refuses without a terminal.
+fn confirm_changes(plan: &Plan) -> Result<()> {
+    let doomed: Vec<String> = plan
+        .changes
+        .iter()
+        .filter(|change| matches!(change.action, Action::Delete | Action::Replace))
+        .map(|change| change.resource.to_string())
+        .collect();
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        anyhow::bail!(
+            "refusing to delete or replace {} without confirmation: not on a terminal; pass --yes to confirm, or --no-prune to keep what the file no longer names",
+            doomed.join(", ")
+        );
+    }
+    print!(
+        "This deletes or replaces {} resource(s). Type yes to go on: ",
+        doomed.len()
+    );
+    std::io::stdout()
+        .flush()
+        .context("cannot write the prompt")?;
+    let mut answer = String::new();
+    stdin
+        .lock()
+        .read_line(&mut answer)
+        .context("cannot read the answer")?;
+    if answer.trim() != "yes" {
+        anyhow::bail!("not confirmed; nothing was changed");
+    }
+    Ok(())
+}
+
+/// Prints an outcome: a summary and every resource that did not succeed
+/// (text), or everything (JSON, with `succeeded` saying whether all did).
 fn report(outcome: &Outcome, output: Output, verb: &str) -> Result<()> {
     if output == Output::Json {
-        return print_json(&serde_json::json!({"changed": true, "outcome": outcome}));
+        return print_json(
+            &serde_json::json!({"changed": true, "succeeded": outcome.succeeded(), "outcome": outcome}),
+        );
     }
-    let plan = &outcome.plan;
+    for problem in outcome.problems() {
+        println!("  {}: {}", problem.resource, problem.status);
+    }
+    let done = |action: Action| {
+        outcome
+            .results
+            .iter()
+            .filter(|result| result.action == action && result.status == Status::Done)
+            .count()
+    };
+    let problems = outcome.problems().len();
     println!(
-        "{verb} in {:.1} s: {} created, {} updated, {} replaced, {} deleted ({} API calls, {} mutating).",
+        "{verb} in {:.1} s: {} created, {} updated, {} replaced, {} deleted{} ({} API calls, {} mutating).",
         outcome.seconds,
-        plan.count(Action::Create),
-        plan.count(Action::Update),
-        plan.count(Action::Replace),
-        plan.count(Action::Delete),
+        done(Action::Create),
+        done(Action::Update),
+        done(Action::Replace),
+        done(Action::Delete),
+        if problems > 0 {
+            format!(", {problems} not done")
+        } else {
+            String::new()
+        },
         outcome.calls.total,
         outcome.calls.mutating,
     );

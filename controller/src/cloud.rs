@@ -119,6 +119,8 @@ pub struct Clients {
     pub secrets: aws_sdk_secretsmanager::Client,
     pub apigateway: aws_sdk_apigateway::Client,
     pub events: aws_sdk_eventbridge::Client,
+    /// The Resource Groups Tagging API: finds what carries the ownership tags.
+    pub tagging: aws_sdk_resourcegroupstagging::Client,
     pub calls: CallLog,
 }
 
@@ -201,6 +203,11 @@ impl Clients {
                 .interceptor(counter())
                 .build(),
         );
+        let tagging = aws_sdk_resourcegroupstagging::Client::from_conf(
+            aws_sdk_resourcegroupstagging::config::Builder::from(sdk_config)
+                .interceptor(counter())
+                .build(),
+        );
         Clients {
             s3,
             ecr,
@@ -211,6 +218,7 @@ impl Clients {
             secrets,
             apigateway,
             events,
+            tagging,
             calls,
         }
     }

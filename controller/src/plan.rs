@@ -24,6 +24,8 @@ pub enum Action {
     Absent,
     /// Exists but is not this deployment's: the controller will not touch it.
     Refused,
+    /// The deployment's, no longer in the file, and kept because pruning is off.
+    Orphan,
 }
 
 impl Action {
@@ -44,6 +46,7 @@ impl Action {
             Action::Retain => "=",
             Action::InSync | Action::Absent => " ",
             Action::Refused => "!",
+            Action::Orphan => "?",
         }
     }
 
@@ -57,6 +60,7 @@ impl Action {
             Action::InSync => "in sync",
             Action::Absent => "absent",
             Action::Refused => "refused",
+            Action::Orphan => "orphan",
         }
     }
 }
@@ -74,6 +78,18 @@ pub struct Change {
     pub reason: Option<String>,
 }
 
+impl Change {
+    /// A change with no differing fields and no reason.
+    pub fn new(resource: ResourceId, action: Action) -> Change {
+        Change {
+            resource,
+            action,
+            diffs: Vec::new(),
+            reason: None,
+        }
+    }
+}
+
 /// Every planned change of a deployment.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Plan {
@@ -87,6 +103,13 @@ impl Plan {
         self.changes
             .iter()
             .any(|change| change.action.mutates() || change.action == Action::Refused)
+    }
+
+    /// Whether carrying out the plan deletes or replaces anything.
+    pub fn destroys(&self) -> bool {
+        self.changes
+            .iter()
+            .any(|change| matches!(change.action, Action::Delete | Action::Replace))
     }
 
     /// The resources the controller refuses to touch.
@@ -119,7 +142,7 @@ impl fmt::Display for Plan {
             )?;
             if matches!(
                 change.action,
-                Action::InSync | Action::Absent | Action::Retain | Action::Refused
+                Action::InSync | Action::Absent | Action::Retain | Action::Refused | Action::Orphan
             ) {
                 write!(f, "  ({})", change.action.verb())?;
             }
@@ -149,6 +172,10 @@ impl fmt::Display for Plan {
         let refused = self.count(Action::Refused);
         if refused > 0 {
             write!(f, ", {refused} refused")?;
+        }
+        let orphans = self.count(Action::Orphan);
+        if orphans > 0 {
+            write!(f, ", {orphans} orphaned and kept")?;
         }
         Ok(())
     }

@@ -60,6 +60,7 @@ fn iam_actions(service: &str, operation: &str) -> Vec<String> {
             actions
         }
         "STS" => one("sts", operation),
+        "Resource Groups Tagging API" => one("tag", operation),
         "Secrets Manager" => one("secretsmanager", operation),
         other => panic!("no IAM prefix known for the service {other}"),
     }
@@ -221,7 +222,7 @@ async fn every_operation_the_controller_makes_is_allowed_by_its_policy() {
         .await
         .expect("the changed file converges");
     // The daemon's per-resource plan.
-    let (_, unobservable) = controller.plan_each(|_| true).await;
+    let (_, unobservable) = controller.plan_each(|_| true, true).await;
     assert!(unobservable.is_empty(), "{unobservable:?}");
     record(&controller);
 
@@ -313,7 +314,10 @@ fn the_policy_passes_parliament_for_every_shape_of_deployment() {
                             "sts:GetCallerIdentity",
                             "s3:ListAllMyBuckets",
                             "ecr:GetAuthorizationToken",
-                            "logs:DescribeLogGroups"
+                            "logs:DescribeLogGroups",
+                            // Listing what carries the deployment's tags.
+                            "tag:GetResources",
+                            "iam:ListRoles"
                         ]
                         .contains(&action.as_str()),
                         "{shape}: {action} on *"

@@ -23,7 +23,7 @@ use std::process::{Command, Stdio};
 
 use controller::cloud::Clients;
 use controller::desired::{Refs, desired_resources};
-use controller::resources::{Context, Desired};
+use controller::resources::{Context, Resource, role};
 use controller::spec::Spec;
 use serde_json::{Value, json};
 
@@ -195,7 +195,10 @@ fn context(region: &str) -> Context {
 
 /// What the controller would deploy for `settings`, with the values AWS
 /// chooses (API id, secret ARN) filled in as AWS would.
-fn resources(settings: &Settings, contexts: &BTreeMap<&str, Context>) -> (Spec, Vec<Desired>) {
+fn resources(
+    settings: &Settings,
+    contexts: &BTreeMap<&str, Context>,
+) -> (Spec, Vec<Box<dyn Resource>>) {
     let text = config(settings);
     let spec = Spec::parse(Path::new("iam-contract.toml"), &text)
         .unwrap_or_else(|error| panic!("{settings:?}: {error}\n{text}"));
@@ -229,10 +232,7 @@ fn documents() -> Vec<Document> {
         let (_, resources) = resources(&settings, &contexts);
         let roles: Vec<_> = resources
             .iter()
-            .filter_map(|resource| match resource {
-                Desired::Role(role) => Some(role),
-                _ => None,
-            })
+            .filter_map(|resource| resource.as_any().downcast_ref::<role::Desired>())
             .collect();
         assert!(roles.len() >= 2, "{settings:?}: a role per function");
         for role in roles {
@@ -426,10 +426,8 @@ fn roles_get_exactly_the_model_access_their_function_has() {
         for function in &spec.functions {
             let role = resources
                 .iter()
-                .find_map(|resource| match resource {
-                    Desired::Role(role) if role.spec.name == function.role.name => Some(role),
-                    _ => None,
-                })
+                .filter_map(|resource| resource.as_any().downcast_ref::<role::Desired>())
+                .find(|role| role.spec.name == function.role.name)
                 .unwrap_or_else(|| panic!("{settings:?}: the role of {}", function.key));
             let grants: Vec<(String, String, bool)> = role
                 .policies

@@ -154,6 +154,16 @@ pub enum Rule {
     /// policy already holds is 409 ResourceConflictException; moto takes
     /// both.
     StatementId,
+    /// GetResources of the Resource Groups Tagging API lists every resource
+    /// type but IAM users and roles ("Services that support the Resource
+    /// Groups Tagging API": "The GetResources, GetTagKeys, and GetTagValues
+    /// operations support all resource types",
+    /// <https://docs.aws.amazon.com/resourcegroupstagging/latest/APIReference/supported-services.html>);
+    /// moto 5.2.1 leaves out ECR repositories, EventBridge rules and API
+    /// Gateway REST APIs, usage plans and API keys. The layer adds those
+    /// that match the request's tag filters, read from moto's own lists, to
+    /// the last page.
+    TaggingListsEveryType,
 }
 
 /// The strict-AWS state of one proxy: what AWS would remember that moto
@@ -274,6 +284,7 @@ impl StrictAws {
             }
             Some("lambda") => self.observe_lambda(request, response.status, &body),
             Some("s3") => self.observe_s3(request, response).await,
+            Some("tagging") => self.observe_tagging(request, response.status, &body).await,
             _ => None,
         };
         match changed {
@@ -998,6 +1009,180 @@ impl StrictAws {
         documents
     }
 
+    // ---- Resource Groups Tagging API ---------------------------------------
+
+    /// The last page of a GetResources answer, with the resources of the
+    /// types moto's tagging API leaves out that match the tag filters.
+    async fn observe_tagging(
+        &self,
+        request: &StrictRequest,
+        status: StatusCode,
+        body: &Bytes,
+    ) -> Option<Bytes> {
+        if !status.is_success()
+            || !request
+                .amz_target
+                .as_deref()
+                .is_some_and(|target| target.ends_with(".GetResources"))
+        {
+            return None;
+        }
+        let mut answer: Value = serde_json::from_slice(body).ok()?;
+        if answer["PaginationToken"]
+            .as_str()
+            .is_some_and(|token| !token.is_empty())
+        {
+            return None;
+        }
+        let filters: Vec<(String, Vec<String>)> = serde_json::from_slice::<Value>(&request.body)
+            .ok()?["TagFilters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|filter| {
+                (
+                    filter["Key"].as_str().unwrap_or_default().to_string(),
+                    filter["Values"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|value| value.as_str().map(str::to_string))
+                        .collect(),
+                )
+            })
+            .collect();
+        let matches = |tags: &BTreeMap<String, String>| {
+            filters.iter().all(|(key, values)| {
+                tags.get(key)
+                    .is_some_and(|value| values.is_empty() || values.contains(value))
+            })
+        };
+        let region = request.region.clone().unwrap_or_else(|| "us-east-1".into());
+        let mut extra: Vec<(String, BTreeMap<String, String>)> = Vec::new();
+        // ECR repositories.
+        if let Some(repositories) = self
+            .upstream_target(
+                "ecr",
+                "AmazonEC2ContainerRegistry_V20150921.DescribeRepositories",
+                json!({}),
+            )
+            .await
+        {
+            for repository in repositories["repositories"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                let Some(arn) = repository["repositoryArn"].as_str() else {
+                    continue;
+                };
+                let tags = self
+                    .upstream_target(
+                        "ecr",
+                        "AmazonEC2ContainerRegistry_V20150921.ListTagsForResource",
+                        json!({"resourceArn": arn}),
+                    )
+                    .await
+                    .map(|answer| key_value_tags(&answer["tags"], "Key", "Value"))
+                    .unwrap_or_default();
+                extra.push((arn.to_string(), tags));
+            }
+        }
+        // EventBridge rules of the default bus.
+        if let Some(rules) = self
+            .upstream_target("events", "AWSEvents.ListRules", json!({}))
+            .await
+        {
+            for rule in rules["Rules"].as_array().into_iter().flatten() {
+                let Some(arn) = rule["Arn"].as_str() else {
+                    continue;
+                };
+                let tags = self
+                    .upstream_target(
+                        "events",
+                        "AWSEvents.ListTagsForResource",
+                        json!({"ResourceARN": arn}),
+                    )
+                    .await
+                    .map(|answer| key_value_tags(&answer["Tags"], "Key", "Value"))
+                    .unwrap_or_default();
+                extra.push((arn.to_string(), tags));
+            }
+        }
+        // API Gateway REST APIs, usage plans and API keys carry their tags.
+        for collection in ["restapis", "usageplans", "apikeys"] {
+            let Some(listed) = self
+                .upstream_json(
+                    "apigateway",
+                    Method::GET,
+                    &format!("/{collection}?limit=500"),
+                )
+                .await
+            else {
+                continue;
+            };
+            for item in listed["item"].as_array().into_iter().flatten() {
+                let Some(id) = item["id"].as_str() else {
+                    continue;
+                };
+                let tags: BTreeMap<String, String> = item["tags"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|(key, value)| Some((key.clone(), value.as_str()?.to_string())))
+                    .collect();
+                extra.push((
+                    format!("arn:aws:apigateway:{region}::/{collection}/{id}"),
+                    tags,
+                ));
+            }
+        }
+        let list = answer["ResourceTagMappingList"].as_array_mut()?;
+        let mut added = 0;
+        for (arn, tags) in extra {
+            if !matches(&tags)
+                || list
+                    .iter()
+                    .any(|mapping| mapping["ResourceARN"] == arn.as_str())
+            {
+                continue;
+            }
+            list.push(json!({
+                "ResourceARN": arn,
+                "Tags": tags.iter().map(|(key, value)| json!({"Key": key, "Value": value})).collect::<Vec<_>>(),
+            }));
+            added += 1;
+        }
+        if added > 0 {
+            self.count(Rule::TaggingListsEveryType);
+        }
+        serde_json::to_vec(&answer).ok().map(Bytes::from)
+    }
+
+    /// A JSON 1.1 call to moto (`X-Amz-Target` protocols: ECR, EventBridge).
+    async fn upstream_target(&self, service: &str, target: &str, body: Value) -> Option<Value> {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(format!("http://{}/", self.upstream))
+            .header(HOST, self.upstream.to_string())
+            .header(
+                AUTHORIZATION,
+                format!(
+                    "AWS4-HMAC-SHA256 Credential=strict-aws/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0"
+                ),
+            )
+            .header(CONTENT_TYPE, "application/x-amz-json-1.1")
+            .header("x-amz-target", target)
+            .body(Full::new(Bytes::from(body.to_string())))
+            .ok()?;
+        let response = self.client.request(request).await.ok()?;
+        if !response.status().is_success() {
+            return None;
+        }
+        let body = response.into_body().collect().await.ok()?.to_bytes();
+        serde_json::from_slice(&body).ok()
+    }
+
     // ---- calls to moto and registries --------------------------------------
 
     async fn iam_query(&self, parameters: &[(&str, &str)]) -> Option<String> {
@@ -1401,6 +1586,20 @@ fn assumed_role_arn(role: &str) -> String {
         "arn:aws:sts::{}:assumed-role/{role}/function",
         crate::TEST_ACCOUNT
     )
+}
+
+/// Tags given as a list of `{key_name: ..., value_name: ...}` objects.
+fn key_value_tags(list: &Value, key_name: &str, value_name: &str) -> BTreeMap<String, String> {
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|tag| {
+            Some((
+                tag[key_name].as_str()?.to_string(),
+                tag[value_name].as_str()?.to_string(),
+            ))
+        })
+        .collect()
 }
 
 /// One S3 request as IAM sees it: the action, the resource and the

@@ -137,10 +137,16 @@ async fn run_loop(daemon: &mut Daemon, mut stop: channel::Receiver<bool>, change
         if *stop.borrow() {
             return;
         }
-        let next = tokio::time::Instant::now() + jittered(daemon.options.interval);
+        let interval = tokio::time::Instant::now() + jittered(daemon.options.interval);
+        let (next, due) = match daemon.next_requeue() {
+            Some(requeue) if tokio::time::Instant::from_std(requeue) < interval => {
+                (tokio::time::Instant::from_std(requeue), Trigger::Requeue)
+            }
+            _ => (interval, Trigger::Interval),
+        };
         trigger = loop {
             tokio::select! {
-                _ = tokio::time::sleep_until(next) => break Trigger::Interval,
+                _ = tokio::time::sleep_until(next) => break due,
                 _ = changes.notified() => {
                     if daemon.reload().await {
                         break Trigger::ConfigChange;

@@ -18,6 +18,8 @@ pub enum Trigger {
     Start,
     Interval,
     ConfigChange,
+    /// A resource requeued after a conflict is due.
+    Requeue,
 }
 
 /// One resource as the daemon last saw it.
@@ -87,6 +89,21 @@ impl BackoffPolicy {
         BackoffPolicy {
             base: interval,
             cap,
+        }
+    }
+
+    /// How long to leave a resource alone after `failures` failures in a
+    /// row, the last of this kind: a conflict (another change under way, a
+    /// function `Pending` or `InProgress`) is requeued after a tenth of an
+    /// interval (at most 10 s); a transient error or a missing resource
+    /// doubles from one interval; a terminal error (access denied, a refused
+    /// value) waits the longest, or until the file changes.
+    pub fn requeue(&self, kind: crate::resources::ErrorKind, failures: u32) -> Duration {
+        use crate::resources::ErrorKind;
+        match kind {
+            ErrorKind::Conflict => (self.base / 10).min(Duration::from_secs(10)),
+            ErrorKind::Transient | ErrorKind::NotFound => self.delay(failures),
+            ErrorKind::Terminal => self.cap,
         }
     }
 

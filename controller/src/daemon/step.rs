@@ -9,12 +9,13 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 
 use super::metrics::{KindLabel, Metrics};
-use super::state::{BackoffPolicy, LastReconcile, ResourceState, Status, Trigger};
+use super::state::{BackoffPolicy, LastReconcile, ResourceState, Status as DaemonStatus, Trigger};
 use super::{Mode, Options};
 use crate::lease::{self, Lease};
 use crate::plan::{Action, Change, Plan};
 use crate::reconcile::{Controller, Error};
-use crate::resources::ResourceId;
+use crate::reconcile::{Mode as PlanMode, Status};
+use crate::resources::{ErrorKind, ResourceId};
 use crate::spec::Spec;
 
 /// A resource left alone until `until` after failures in a row.
@@ -22,6 +23,36 @@ use crate::spec::Spec;
 struct Backoff {
     failures: u32,
     until: Instant,
+    /// What the last failure was; a terminal one waits for the file to change.
+    kind: ErrorKind,
+}
+
+/// Why a resource did not reconcile this round.
+#[derive(Clone, Debug)]
+struct Failure {
+    message: String,
+    kind: ErrorKind,
+}
+
+impl Failure {
+    fn of(error: &Error) -> Failure {
+        let kind = match error {
+            Error::Observe { cause, .. } | Error::Discover { cause, .. } => cause.kind(),
+            Error::Lease(_) => ErrorKind::Transient,
+            _ => ErrorKind::Terminal,
+        };
+        Failure {
+            message: error.to_string(),
+            kind,
+        }
+    }
+
+    fn terminal(message: String) -> Failure {
+        Failure {
+            message,
+            kind: ErrorKind::Terminal,
+        }
+    }
 }
 
 /// The daemon between reconciles.
@@ -29,7 +60,7 @@ pub struct Daemon {
     pub options: Options,
     pub controller: Controller,
     pub lease_s3: aws_sdk_s3::Client,
-    pub status: Arc<RwLock<Status>>,
+    pub status: Arc<RwLock<DaemonStatus>>,
     pub metrics: Arc<Metrics>,
     policy: BackoffPolicy,
     backoff: BTreeMap<ResourceId, Backoff>,
@@ -40,7 +71,7 @@ pub struct Daemon {
 struct Repair {
     plan: Option<Plan>,
     repaired: BTreeSet<ResourceId>,
-    errors: Vec<(ResourceId, String)>,
+    errors: Vec<(ResourceId, Failure)>,
 }
 
 impl Daemon {
@@ -48,7 +79,7 @@ impl Daemon {
         options: Options,
         controller: Controller,
         lease_s3: aws_sdk_s3::Client,
-        status: Arc<RwLock<Status>>,
+        status: Arc<RwLock<DaemonStatus>>,
         metrics: Arc<Metrics>,
     ) -> Daemon {
         let policy = BackoffPolicy::for_interval(options.interval);
@@ -63,7 +94,17 @@ impl Daemon {
         }
     }
 
-    fn status(&self) -> std::sync::RwLockWriteGuard<'_, Status> {
+    /// When the soonest requeued resource (a conflict, such as a function
+    /// still updating) is due, if it is due before the next interval.
+    pub fn next_requeue(&self) -> Option<Instant> {
+        self.backoff
+            .values()
+            .filter(|backoff| backoff.kind == ErrorKind::Conflict)
+            .map(|backoff| backoff.until)
+            .min()
+    }
+
+    fn status(&self) -> std::sync::RwLockWriteGuard<'_, DaemonStatus> {
         self.status
             .write()
             .unwrap_or_else(|poison| poison.into_inner())
@@ -83,6 +124,9 @@ impl Daemon {
             Ok(controller) => {
                 tracing::info!(config = %path.display(), "configuration reloaded");
                 self.controller = controller;
+                // A terminal failure waits for the file to change: it has.
+                self.backoff
+                    .retain(|_, backoff| backoff.kind != ErrorKind::Terminal);
                 self.metrics.config_reloads.inc();
                 let mut status = self.status();
                 status.deployment = self.controller.spec.deployment.name.clone();
@@ -110,19 +154,22 @@ impl Daemon {
             .filter(|(_, backoff)| backoff.until > now)
             .map(|(id, _)| id.clone())
             .collect();
-        let (mut plan, failures) = self.controller.plan_each(|id| !skipped.contains(id)).await;
-        let mut errors: Vec<(ResourceId, String)> = failures
-            .into_iter()
-            .map(|(id, error)| (id, error.to_string()))
+        let (mut plan, failures) = self
+            .controller
+            .plan_each(|id| !skipped.contains(id), true)
+            .await;
+        let mut errors: Vec<(ResourceId, Failure)> = failures
+            .iter()
+            .map(|(id, error)| (id.clone(), Failure::of(error)))
             .collect();
         log_drift(&plan);
         for change in plan.refused() {
             errors.push((
                 change.resource.clone(),
-                format!(
+                Failure::terminal(format!(
                     "refused: {}",
                     change.reason.as_deref().unwrap_or("not owned")
-                ),
+                )),
             ));
         }
         let mut repaired = BTreeSet::new();
@@ -155,7 +202,7 @@ impl Daemon {
     async fn repair(
         &mut self,
         skipped: &BTreeSet<ResourceId>,
-        failed: &[(ResourceId, String)],
+        failed: &[(ResourceId, Failure)],
     ) -> Repair {
         let mut repair = Repair::default();
         let deployment = self.controller.spec.deployment.name.clone();
@@ -163,7 +210,7 @@ impl Daemon {
             tracing::error!(%error, "cannot create the model bucket that holds the lease");
             repair
                 .errors
-                .push((bucket_id(&self.controller), error.to_string()));
+                .push((bucket_id(&self.controller), Failure::of(&error)));
             return repair;
         }
         let options = lease::Options {
@@ -189,12 +236,12 @@ impl Daemon {
         let failed: BTreeSet<&ResourceId> = failed.iter().map(|(id, _)| id).collect();
         let (plan, failures) = self
             .controller
-            .plan_each(|id| !skipped.contains(id) && !failed.contains(id))
+            .plan_each(|id| !skipped.contains(id) && !failed.contains(id), true)
             .await;
         repair.errors.extend(
             failures
-                .into_iter()
-                .map(|(id, error)| (id, error.to_string())),
+                .iter()
+                .map(|(id, error)| (id.clone(), Failure::of(error))),
         );
         let work: Vec<Change> = plan
             .changes
@@ -207,28 +254,35 @@ impl Daemon {
                 deployment: plan.deployment.clone(),
                 changes: work.clone(),
             };
-            match self.controller.apply_plan(subset).await {
-                Ok(_) => repair.repaired = work.iter().map(|c| c.resource.clone()).collect(),
-                Err(Error::Incomplete { failures, .. }) => {
-                    // Later waves do not run after a failing one.
-                    let last_wave = failures
-                        .iter()
-                        .map(|(id, _)| id.kind.wave())
-                        .min()
-                        .unwrap_or(usize::MAX);
-                    let failing: BTreeSet<&ResourceId> =
-                        failures.iter().map(|(id, _)| id).collect();
-                    repair.repaired = work
-                        .iter()
-                        .map(|c| &c.resource)
-                        .filter(|id| id.kind.wave() <= last_wave && !failing.contains(id))
-                        .cloned()
-                        .collect();
-                    repair.errors.extend(failures);
+            match self.controller.execute(subset, PlanMode::Apply).await {
+                Ok(outcome) => {
+                    for result in outcome.results {
+                        let failure = match &result.status {
+                            Status::Done | Status::Unchanged => {
+                                repair.repaired.insert(result.resource);
+                                continue;
+                            }
+                            Status::Failed { error_kind, .. } => Failure {
+                                message: result.status.to_string(),
+                                kind: *error_kind,
+                            },
+                            // Tried again next round, when what it needs may have settled.
+                            Status::Skipped { .. } => Failure {
+                                message: result.status.to_string(),
+                                kind: ErrorKind::Conflict,
+                            },
+                            Status::Refused { .. } => Failure::terminal(result.status.to_string()),
+                        };
+                        repair.errors.push((result.resource, failure));
+                    }
                 }
-                Err(error) => repair
-                    .errors
-                    .extend(work.iter().map(|c| (c.resource.clone(), error.to_string()))),
+                Err(error) => {
+                    let failure = Failure::of(&error);
+                    repair.errors.extend(
+                        work.iter()
+                            .map(|change| (change.resource.clone(), failure.clone())),
+                    );
+                }
             }
         }
         self.controller.set_fence(None);
@@ -251,29 +305,33 @@ impl Daemon {
         elapsed: Duration,
         plan: &Plan,
         repaired: &BTreeSet<ResourceId>,
-        errors: &[(ResourceId, String)],
+        errors: &[(ResourceId, Failure)],
         skipped: &BTreeSet<ResourceId>,
         (api_calls, mutating_calls): (u64, u64),
     ) {
         let now = Instant::now();
         let wall = Utc::now();
-        let mut error_of: BTreeMap<&ResourceId, &str> = BTreeMap::new();
+        let mut error_of: BTreeMap<&ResourceId, &Failure> = BTreeMap::new();
         for (id, error) in errors {
-            error_of.entry(id).or_insert(error.as_str());
+            error_of.entry(id).or_insert(error);
         }
-        // Backoff: failed resources wait longer each time; clean ones reset.
-        for (id, error) in &error_of {
+        // Backoff by what failed: a transient error waits longer each time,
+        // a conflict (a function still updating) is requeued soon, a
+        // terminal one waits the longest or until the file changes; clean
+        // resources reset.
+        for (id, failure) in &error_of {
             let failures = self.backoff.get(*id).map_or(0, |b| b.failures) + 1;
-            let delay = self.policy.delay(failures);
+            let delay = self.policy.requeue(failure.kind, failures);
             self.backoff.insert(
                 (*id).clone(),
                 Backoff {
                     failures,
                     until: now + delay,
+                    kind: failure.kind,
                 },
             );
             self.metrics.error(id.kind.as_str());
-            tracing::error!(resource = %id, kind = id.kind.as_str(), failures, retry_in = ?delay, %error, "reconcile failed for this resource; backing off");
+            tracing::error!(resource = %id, kind = id.kind.as_str(), failures, error_kind = ?failure.kind, retry_in = ?delay, error = %failure.message, "reconcile failed for this resource; backing off");
         }
         for change in &plan.changes {
             if !error_of.contains_key(&change.resource) {
@@ -305,7 +363,7 @@ impl Daemon {
                         } else {
                             previous.get(&key).and_then(|p| p.last_repaired_at)
                         },
-                        last_error: error_of.get(id).map(|e| e.to_string()),
+                        last_error: error_of.get(id).map(|e| e.message.clone()),
                         failures: backoff.map_or(0, |b| b.failures),
                         retry_at: backoff.map(|b| wall + (b.until - now)),
                     },
@@ -326,7 +384,7 @@ impl Daemon {
                         ..ResourceState::default()
                     });
                 if let Some(error) = error_of.get(id) {
-                    state.last_error = Some(error.to_string());
+                    state.last_error = Some(error.message.clone());
                     state.action = None;
                 }
                 let backoff = self.backoff.get(id);
@@ -392,10 +450,11 @@ impl Daemon {
 }
 
 fn bucket_id(controller: &Controller) -> ResourceId {
-    ResourceId {
-        kind: crate::resources::Kind::Bucket,
-        name: controller.spec.bucket.name.clone(),
-    }
+    use crate::resources::ResourceKind;
+    ResourceId::new(
+        crate::resources::bucket::KIND.kind(),
+        &controller.spec.bucket.name,
+    )
 }
 
 /// One log line per drifted field: resource, field, desired and observed.
@@ -411,6 +470,16 @@ fn log_drift(plan: &Plan) {
                 desired = "true",
                 observed = "false",
                 action = "create",
+                "drift"
+            ),
+            Action::Delete => tracing::warn!(
+                resource,
+                kind,
+                field = "exists",
+                desired = "false",
+                observed = "true",
+                action = "delete",
+                reason = change.reason.as_deref().unwrap_or_default(),
                 "drift"
             ),
             Action::Update | Action::Replace => {

@@ -13,7 +13,8 @@ use std::time::Instant;
 use super::{Engine, ImageError, Images, Progress};
 use crate::plan::Plan;
 use crate::reconcile::{self, Controller, Outcome};
-use crate::resources::Kind;
+use crate::resources::ResourceKind;
+use crate::resources::repository;
 
 /// Why an apply with images stopped.
 #[derive(Debug, thiserror::Error)]
@@ -56,7 +57,9 @@ pub async fn apply(
         changes: plan
             .changes
             .iter()
-            .filter(|change| change.resource.kind == Kind::Repository && change.action.mutates())
+            .filter(|change| {
+                change.resource.kind == repository::KIND.kind() && change.action.mutates()
+            })
             .cloned()
             .collect(),
     };

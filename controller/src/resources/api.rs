@@ -9,11 +9,17 @@
 use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_apigateway::types::{
-    ApiStage, EndpointConfiguration, EndpointType, IntegrationType, Op, PatchOperation,
-    ThrottleSettings,
+    EndpointConfiguration, EndpointType, IntegrationType, Op, PatchOperation,
 };
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+
+use async_trait::async_trait;
+
+use super::{DeleteOptions, FieldDoc, Inventory, Kind, Resource, ResourceId, ResourceKind};
+use crate::desired::Refs;
+use crate::ownership::desired_tags;
+use crate::spec::Spec;
 
 use super::{Context, Observed, Result, aws_error, changed, done_or, observed_value, sync_tags};
 use crate::field::{FieldDiff, Fields};
@@ -41,6 +47,57 @@ pub struct Desired {
     pub routes: Vec<Route>,
     /// ARN of the access log group, when access logging is on.
     pub access_log_group_arn: Option<String>,
+}
+
+/// A REST API as `GetRestApis` lists it.
+struct Listed {
+    id: String,
+    name: String,
+    description: String,
+    created: i64,
+    tags: BTreeMap<String, String>,
+}
+
+/// Every REST API of the account and Region, every page.
+async fn list(ctx: &Context) -> Result<Vec<Listed>> {
+    let mut apis = Vec::new();
+    let mut position: Option<String> = None;
+    loop {
+        let page = ctx
+            .clients
+            .apigateway
+            .get_rest_apis()
+            .limit(500)
+            .set_position(position.clone())
+            .send()
+            .await
+            .map_err(aws_error("GetRestApis"))?;
+        for item in page.items() {
+            let tags = item
+                .tags()
+                .map(|tags| {
+                    tags.iter()
+                        .map(|(key, value)| (key.clone(), value.clone()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            apis.push(Listed {
+                id: item.id().unwrap_or_default().to_string(),
+                name: item.name().unwrap_or_default().to_string(),
+                description: item.description().unwrap_or_default().to_string(),
+                created: item
+                    .created_date()
+                    .map(|date| date.secs())
+                    .unwrap_or_default(),
+                tags: comparable_tags(tags),
+            });
+        }
+        position = page.position().map(str::to_string);
+        if position.is_none() || page.items().is_empty() {
+            break;
+        }
+    }
+    Ok(apis)
 }
 
 /// The API a name refers to, as found in AWS.
@@ -113,286 +170,27 @@ impl Desired {
                 "stage.access_log_destination".into(),
                 json!(self.access_log_group_arn),
             ),
-            ("usage_plan".into(), self.desired_usage_plan()),
         ])
     }
 
-    fn usage_plan_name(&self) -> String {
-        format!("{}-usage-plan", self.spec.name)
-    }
-
-    fn api_key_name(&self) -> String {
-        format!("{}-key", self.spec.name)
-    }
-
-    fn throttle_value(&self) -> Value {
-        json!({"rate_limit": self.spec.throttle_rate_limit, "burst_limit": self.spec.throttle_burst_limit})
-    }
-
-    /// With `api_key_required`, a usage plan on the stage with one API key.
-    fn desired_usage_plan(&self) -> Value {
-        if !self.spec.api_key_required {
-            return Value::Null;
-        }
-        json!({"name": self.usage_plan_name(), "stages": [self.spec.stage], "keys": [self.api_key_name()],
-               "throttle": self.throttle_value()})
-    }
-
-    /// The usage plan of this API by name: its id, its stages of this API, its throttle.
-    async fn find_usage_plan(
-        &self,
-        ctx: &Context,
-        api_id: &str,
-    ) -> Result<Option<(String, Vec<String>, Value)>> {
-        let plans = ctx
-            .clients
-            .apigateway
-            .get_usage_plans()
-            .limit(500)
-            .send()
-            .await
-            .map_err(aws_error("GetUsagePlans"))?;
-        Ok(plans
-            .items()
-            .iter()
-            .find(|plan| plan.name() == Some(self.usage_plan_name().as_str()))
-            .map(|plan| {
-                let stages = plan
-                    .api_stages()
-                    .iter()
-                    .filter(|stage| stage.api_id() == Some(api_id))
-                    .filter_map(|stage| stage.stage().map(str::to_string))
-                    .collect();
-                let throttle = plan
-                    .throttle()
-                    .map(|throttle| json!({"rate_limit": throttle.rate_limit(), "burst_limit": throttle.burst_limit()}));
-                (plan.id().unwrap_or_default().to_string(), stages, json!(throttle))
-            }))
-    }
-
-    async fn observe_usage_plan(&self, ctx: &Context, api_id: &str) -> Result<Value> {
-        let Some((plan_id, stages, throttle)) = self.find_usage_plan(ctx, api_id).await? else {
-            return Ok(Value::Null);
-        };
-        let keys: Vec<String> = ctx
-            .clients
-            .apigateway
-            .get_usage_plan_keys()
-            .usage_plan_id(&plan_id)
-            .send()
-            .await
-            .map_err(aws_error("GetUsagePlanKeys"))?
-            .items()
-            .iter()
-            .filter_map(|key| key.name().map(str::to_string))
-            .collect();
-        Ok(
-            json!({"name": self.usage_plan_name(), "stages": stages, "keys": keys, "throttle": throttle}),
-        )
-    }
-
-    async fn find_api_key(&self, ctx: &Context) -> Result<Option<String>> {
-        let keys = ctx
-            .clients
-            .apigateway
-            .get_api_keys()
-            .name_query(self.api_key_name())
-            .send()
-            .await
-            .map_err(aws_error("GetApiKeys"))?;
-        Ok(keys
-            .items()
-            .iter()
-            .find(|key| key.name() == Some(self.api_key_name().as_str()))
-            .and_then(|key| key.id().map(str::to_string)))
-    }
-
-    /// Removes the usage plan and the API key, if they exist.
-    async fn remove_usage_plan(&self, ctx: &Context, api_id: &str) -> Result<()> {
-        let api = &ctx.clients.apigateway;
-        if let Some((plan_id, stages, _)) = self.find_usage_plan(ctx, api_id).await? {
-            for stage in stages {
-                api.update_usage_plan()
-                    .usage_plan_id(&plan_id)
-                    .patch_operations(
-                        PatchOperation::builder()
-                            .op(Op::Remove)
-                            .path("/apiStages")
-                            .value(format!("{api_id}:{stage}"))
-                            .build(),
-                    )
-                    .send()
-                    .await
-                    .map_err(aws_error("UpdateUsagePlan"))?;
-            }
-            api.delete_usage_plan()
-                .usage_plan_id(&plan_id)
-                .send()
-                .await
-                .map_err(aws_error("DeleteUsagePlan"))?;
-        }
-        if let Some(key_id) = self.find_api_key(ctx).await? {
-            api.delete_api_key()
-                .api_key(key_id)
-                .send()
-                .await
-                .map_err(aws_error("DeleteApiKey"))?;
-        }
-        Ok(())
-    }
-
-    /// Creates or fixes the usage plan, its key and their link, or removes
-    /// them when keys are no longer required. The key's value is AWS's and
-    /// is never read by the controller.
-    async fn converge_usage_plan(&self, ctx: &Context, api_id: &str) -> Result<()> {
-        if !self.spec.api_key_required {
-            return self.remove_usage_plan(ctx, api_id).await;
-        }
-        let api = &ctx.clients.apigateway;
-        let plan_id = match self.find_usage_plan(ctx, api_id).await? {
-            Some((plan_id, stages, observed_throttle)) => {
-                let mut operations = Vec::new();
-                if !stages.contains(&self.spec.stage) {
-                    operations.push(
-                        PatchOperation::builder()
-                            .op(Op::Add)
-                            .path("/apiStages")
-                            .value(format!("{api_id}:{}", self.spec.stage))
-                            .build(),
-                    );
-                }
-                if observed_throttle != self.throttle_value() {
-                    operations.push(replace(
-                        "/throttle/rateLimit",
-                        &self.spec.throttle_rate_limit.to_string(),
-                    ));
-                    operations.push(replace(
-                        "/throttle/burstLimit",
-                        &self.spec.throttle_burst_limit.to_string(),
-                    ));
-                }
-                if !operations.is_empty() {
-                    api.update_usage_plan()
-                        .usage_plan_id(&plan_id)
-                        .set_patch_operations(Some(operations))
-                        .send()
-                        .await
-                        .map_err(aws_error("UpdateUsagePlan"))?;
-                }
-                plan_id
-            }
-            None => api
-                .create_usage_plan()
-                .name(self.usage_plan_name())
-                .api_stages(
-                    ApiStage::builder()
-                        .api_id(api_id)
-                        .stage(&self.spec.stage)
-                        .build(),
-                )
-                .throttle(
-                    ThrottleSettings::builder()
-                        .rate_limit(self.spec.throttle_rate_limit)
-                        .burst_limit(self.spec.throttle_burst_limit as i32)
-                        .build(),
-                )
-                .set_tags(Some(self.tags.clone().into_iter().collect()))
-                .send()
-                .await
-                .map_err(aws_error("CreateUsagePlan"))?
-                .id()
-                .unwrap_or_default()
-                .to_string(),
-        };
-        let key_id = match self.find_api_key(ctx).await? {
-            Some(key_id) => key_id,
-            None => api
-                .create_api_key()
-                .name(self.api_key_name())
-                .enabled(true)
-                .set_tags(Some(self.tags.clone().into_iter().collect()))
-                .send()
-                .await
-                .map_err(aws_error("CreateApiKey"))?
-                .id()
-                .unwrap_or_default()
-                .to_string(),
-        };
-        let linked = api
-            .get_usage_plan_keys()
-            .usage_plan_id(&plan_id)
-            .send()
-            .await
-            .map_err(aws_error("GetUsagePlanKeys"))?
-            .items()
-            .iter()
-            .any(|key| key.id() == Some(key_id.as_str()));
-        if !linked {
-            api.create_usage_plan_key()
-                .usage_plan_id(&plan_id)
-                .key_id(&key_id)
-                .key_type("API_KEY")
-                .send()
-                .await
-                .map_err(aws_error("CreateUsagePlanKey"))?;
-        }
-        Ok(())
-    }
-
     async fn find(&self, ctx: &Context) -> Result<Option<Found>> {
-        let api = &ctx.clients.apigateway;
-        let mut candidates = Vec::new();
-        let mut position: Option<String> = None;
-        loop {
-            let page = api
-                .get_rest_apis()
-                .limit(500)
-                .set_position(position.clone())
-                .send()
-                .await
-                .map_err(aws_error("GetRestApis"))?;
-            for item in page.items() {
-                if item.name() == Some(self.spec.name.as_str()) {
-                    let tags: BTreeMap<String, String> = item
-                        .tags()
-                        .map(|tags| {
-                            tags.iter()
-                                .map(|(key, value)| (key.clone(), value.clone()))
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    let tags = comparable_tags(tags);
-                    candidates.push((
-                        item.created_date()
-                            .map(|date| date.secs())
-                            .unwrap_or_default(),
-                        item.id().unwrap_or_default().to_string(),
-                        item.description().unwrap_or_default().to_string(),
-                        tags,
-                    ));
-                }
-            }
-            position = page.position().map(str::to_string);
-            if position.is_none() || page.items().is_empty() {
-                break;
-            }
-        }
-        candidates.sort();
-        let owned: Vec<&(i64, String, String, BTreeMap<String, String>)> = candidates
+        let mut candidates: Vec<Listed> = list(ctx)
+            .await?
+            .into_iter()
+            .filter(|api| api.name == self.spec.name)
+            .collect();
+        candidates.sort_by_key(|api| (api.created, api.id.clone()));
+        let owned: Vec<&Listed> = candidates
             .iter()
-            .filter(|(_, _, _, tags)| ownership_of(tags, &ctx.deployment) == Ownership::Owned)
+            .filter(|api| ownership_of(&api.tags, &ctx.deployment) == Ownership::Owned)
             .collect();
         let chosen = owned.first().copied().or(candidates.first());
-        Ok(chosen.map(|(_, id, description, tags)| Found {
-            id: id.clone(),
-            ownership: ownership_of(tags, &ctx.deployment),
-            description: description.clone(),
-            tags: tags.clone(),
-            duplicates: owned
-                .iter()
-                .skip(1)
-                .map(|(_, id, _, _)| id.clone())
-                .collect(),
+        Ok(chosen.map(|api| Found {
+            id: api.id.clone(),
+            ownership: ownership_of(&api.tags, &ctx.deployment),
+            description: api.description.clone(),
+            tags: api.tags.clone(),
+            duplicates: owned.iter().skip(1).map(|api| api.id.clone()).collect(),
         }))
     }
 
@@ -422,10 +220,6 @@ impl Desired {
             ("tags".into(), json!(found.tags)),
         ]);
         fields.extend(stage);
-        fields.insert(
-            "usage_plan".into(),
-            self.observe_usage_plan(ctx, &found.id).await?,
-        );
         Ok(Some(Observed {
             ownership: found.ownership,
             fields,
@@ -728,9 +522,6 @@ impl Desired {
             };
             self.update_stage(ctx, id, operations).await?;
         }
-        if changed(diffs, "usage_plan") {
-            self.converge_usage_plan(ctx, id).await?;
-        }
         Ok(())
     }
 
@@ -967,30 +758,6 @@ impl Desired {
         Ok(())
     }
 
-    pub async fn delete(&self, ctx: &Context) -> Result<()> {
-        let Some(found) = self.find(ctx).await? else {
-            return Ok(());
-        };
-        for id in std::iter::once(&found.id).chain(&found.duplicates) {
-            match ctx
-                .clients
-                .apigateway
-                .delete_rest_api()
-                .rest_api_id(id)
-                .send()
-                .await
-            {
-                Ok(_) => {}
-                Err(error)
-                    if error
-                        .as_service_error()
-                        .is_some_and(|e| e.is_not_found_exception()) => {}
-                Err(error) => return Err(aws_error("DeleteRestApi")(error)),
-            }
-        }
-        Ok(())
-    }
-
     /// The invoke URL of each route.
     pub fn invoke_urls(&self, ctx: &Context, id: &str) -> Vec<String> {
         self.routes
@@ -1019,4 +786,197 @@ pub fn integration_uri(ctx: &Context, function_arn: &str) -> String {
         "arn:{}:apigateway:{}:lambda:path/2015-03-31/functions/{function_arn}/invocations",
         ctx.partition, ctx.region
     )
+}
+
+/// The REST API kind: the API, its routes, its stage.
+pub struct ApiKind;
+pub static KIND: ApiKind = ApiKind;
+
+const FIELDS: &[FieldDoc] = &[
+    FieldDoc {
+        name: "description",
+        doc: "the API's description",
+    },
+    FieldDoc {
+        name: "routes",
+        doc: "method, path, integration type and URI, API key flag; CORS preflight",
+    },
+    FieldDoc {
+        name: "duplicates",
+        doc: "other APIs of the same name this deployment owns (deleted)",
+    },
+    FieldDoc {
+        name: "tags",
+        doc: "user and ownership tags",
+    },
+    FieldDoc {
+        name: "stage.name",
+        doc: "the stage exists",
+    },
+    FieldDoc {
+        name: "stage.deployment",
+        doc: "the stage's deployment was made from the current routes",
+    },
+    FieldDoc {
+        name: "stage.throttle",
+        doc: "the stage's `*/*` rate and burst limits",
+    },
+    FieldDoc {
+        name: "stage.access_log_destination",
+        doc: "the access log group, or none",
+    },
+];
+
+#[async_trait]
+impl ResourceKind for ApiKind {
+    fn kind(&self) -> Kind {
+        Kind("rest_api")
+    }
+
+    fn adopt_setting(&self) -> &'static str {
+        "api.adopt"
+    }
+
+    fn fields(&self) -> &'static [FieldDoc] {
+        FIELDS
+    }
+
+    fn desired(&self, spec: &Spec, ctx: &Context, _refs: &Refs) -> Vec<Box<dyn Resource>> {
+        let Some(api) = &spec.api else {
+            return Vec::new();
+        };
+        let access_log_group_arn = api.access_logging.then(|| {
+            format!(
+                "arn:{}:logs:{}:{}:log-group:{}",
+                ctx.partition,
+                ctx.region,
+                ctx.account_id,
+                crate::desired::access_log_group_name(&api.name)
+            )
+        });
+        let routes = api
+            .routes
+            .iter()
+            .filter_map(|route| {
+                let function = spec.function(&route.function)?;
+                Some(Route {
+                    method: route.method.clone(),
+                    path: route.path.clone(),
+                    integration_uri: integration_uri(
+                        ctx,
+                        &crate::desired::function_arn(ctx, &function.name),
+                    ),
+                })
+            })
+            .collect();
+        vec![Box::new(Desired {
+            spec: api.clone(),
+            tags: desired_tags(&spec.deployment.name, &spec.tags),
+            routes,
+            access_log_group_arn,
+        })]
+    }
+
+    async fn orphans(&self, ctx: &Context, inventory: &Inventory) -> Result<Vec<String>> {
+        let mut names: Vec<String> = list(ctx)
+            .await?
+            .into_iter()
+            .filter(|api| ownership_of(&api.tags, &ctx.deployment) == Ownership::Owned)
+            .map(|api| api.name)
+            .filter(|name| !inventory.is_known(self.kind(), name))
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
+    /// Deletes every API of this name that this deployment owns.
+    async fn delete(&self, ctx: &Context, name: &str, _options: DeleteOptions) -> Result<()> {
+        for api in list(ctx).await? {
+            if api.name != name || ownership_of(&api.tags, &ctx.deployment) != Ownership::Owned {
+                continue;
+            }
+            match ctx
+                .clients
+                .apigateway
+                .delete_rest_api()
+                .rest_api_id(&api.id)
+                .send()
+                .await
+            {
+                Ok(_) => {}
+                Err(error)
+                    if error
+                        .as_service_error()
+                        .is_some_and(|e| e.is_not_found_exception()) => {}
+                Err(error) => return Err(aws_error("DeleteRestApi")(error)),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Resource for Desired {
+    fn kind(&self) -> &'static dyn ResourceKind {
+        &KIND
+    }
+
+    fn name(&self) -> String {
+        self.spec.name.clone()
+    }
+
+    fn adopt(&self) -> bool {
+        self.spec.adopt
+    }
+
+    fn fields(&self) -> Fields {
+        Desired::fields(self)
+    }
+
+    fn dependencies(&self) -> Vec<ResourceId> {
+        let mut needs: Vec<ResourceId> = self
+            .routes
+            .iter()
+            .filter_map(|route| {
+                let (_, rest) = route.integration_uri.split_once(":function:")?;
+                let function = rest.split('/').next()?;
+                Some(ResourceId::new(super::function::KIND.kind(), function))
+            })
+            .collect();
+        if self.access_log_group_arn.is_some() {
+            needs.push(ResourceId::new(
+                super::log_group::KIND.kind(),
+                crate::desired::access_log_group_name(&self.spec.name),
+            ));
+        }
+        needs.sort();
+        needs.dedup();
+        needs
+    }
+
+    async fn lookup(&self, ctx: &Context, refs: &mut Refs) -> Result<()> {
+        refs.api_id = self.id(ctx).await?;
+        Ok(())
+    }
+
+    async fn preflight(&self, ctx: &Context) -> Result<()> {
+        Desired::preflight(self, ctx).await
+    }
+
+    async fn observe(&self, ctx: &Context) -> Result<Option<Observed>> {
+        Desired::observe(self, ctx).await
+    }
+
+    async fn create(&self, ctx: &Context) -> Result<()> {
+        Desired::create(self, ctx).await
+    }
+
+    async fn update(&self, ctx: &Context, diffs: &[FieldDiff]) -> Result<()> {
+        Desired::update(self, ctx, diffs).await
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
 }

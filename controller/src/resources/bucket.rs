@@ -13,10 +13,155 @@ use aws_sdk_s3::types::{
 };
 use serde_json::json;
 
-use super::{Context, Observed, Result, aws_error, changed, error_code};
+use async_trait::async_trait;
+
+use super::{
+    Context, DeleteOptions, FieldDoc, Inventory, Kind, Observed, Resource, ResourceKind, Result,
+    aws_error, changed, confirmed_orphans, error_code, owned_by_tags,
+};
+use crate::desired::Refs;
 use crate::field::{FieldDiff, Fields};
-use crate::ownership::{Ownership, comparable_tags, ownership_of};
-use crate::spec::BucketSpec;
+use crate::ownership::{Ownership, comparable_tags, desired_tags, ownership_of};
+use crate::spec::{BucketSpec, Spec};
+
+/// The model bucket's kind.
+pub struct BucketKind;
+pub static KIND: BucketKind = BucketKind;
+
+const FIELDS: &[FieldDoc] = &[
+    FieldDoc {
+        name: "versioning",
+        doc: "object versioning on",
+    },
+    FieldDoc {
+        name: "encryption",
+        doc: "default encryption (`AES256` or `aws:kms`)",
+    },
+    FieldDoc {
+        name: "public_access_block",
+        doc: "all four public access block settings",
+    },
+    FieldDoc {
+        name: "noncurrent_version_expiry_days",
+        doc: "lifecycle expiry of noncurrent model versions",
+    },
+    FieldDoc {
+        name: "tags",
+        doc: "user and ownership tags",
+    },
+];
+
+#[async_trait]
+impl ResourceKind for BucketKind {
+    fn kind(&self) -> Kind {
+        Kind("bucket")
+    }
+
+    fn adopt_setting(&self) -> &'static str {
+        "bucket.adopt"
+    }
+
+    fn fields(&self) -> &'static [FieldDoc] {
+        FIELDS
+    }
+
+    fn desired(&self, spec: &Spec, _ctx: &Context, _refs: &Refs) -> Vec<Box<dyn Resource>> {
+        vec![Box::new(Desired {
+            spec: spec.bucket.clone(),
+            tags: desired_tags(&spec.deployment.name, &spec.tags),
+        })]
+    }
+
+    async fn orphans(&self, ctx: &Context, inventory: &Inventory) -> Result<Vec<String>> {
+        confirmed_orphans(
+            self.kind(),
+            inventory,
+            inventory.tagged("s3", ""),
+            |name| async move { owned_bucket(ctx, &name).await },
+        )
+        .await
+    }
+
+    async fn delete(&self, ctx: &Context, name: &str, options: DeleteOptions) -> Result<()> {
+        delete(ctx, name, options.delete_contents).await
+    }
+
+    fn keep_orphan(&self, spec: &Spec, _name: &str) -> Option<String> {
+        spec.bucket.retain_on_destroy.then(|| {
+            "kept with its models (bucket.retain_on_destroy; destroy --delete-bucket removes it)"
+                .to_string()
+        })
+    }
+
+    fn keep_on_destroy(&self, spec: &Spec, name: &str) -> Option<String> {
+        self.keep_orphan(spec, name)
+    }
+
+    fn orphan_delete_options(&self, _spec: &Spec) -> DeleteOptions {
+        DeleteOptions {
+            delete_contents: true,
+        }
+    }
+}
+
+/// Whether the bucket exists and carries this deployment's tags.
+async fn owned_bucket(ctx: &Context, name: &str) -> Result<bool> {
+    match ctx
+        .clients
+        .s3
+        .get_bucket_tagging()
+        .bucket(name)
+        .send()
+        .await
+    {
+        Ok(tagging) => Ok(owned_by_tags(
+            ctx,
+            tagging
+                .tag_set()
+                .iter()
+                .map(|tag| (tag.key().to_string(), tag.value().to_string())),
+        )),
+        Err(error) if matches!(error_code(&error), Some("NoSuchBucket" | "NoSuchTagSet")) => {
+            Ok(false)
+        }
+        Err(error) => Err(aws_error("GetBucketTagging")(error)),
+    }
+}
+
+#[async_trait]
+impl Resource for Desired {
+    fn kind(&self) -> &'static dyn ResourceKind {
+        &KIND
+    }
+
+    fn name(&self) -> String {
+        self.spec.name.clone()
+    }
+
+    fn adopt(&self) -> bool {
+        self.spec.adopt
+    }
+
+    fn fields(&self) -> Fields {
+        Desired::fields(self)
+    }
+
+    async fn observe(&self, ctx: &Context) -> Result<Option<Observed>> {
+        Desired::observe(self, ctx).await
+    }
+
+    async fn create(&self, ctx: &Context) -> Result<()> {
+        Desired::create(self, ctx).await
+    }
+
+    async fn update(&self, ctx: &Context, diffs: &[FieldDiff]) -> Result<()> {
+        Desired::update(self, ctx, diffs).await
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
 
 /// ID of the lifecycle rule that expires noncurrent model versions.
 const EXPIRY_RULE_ID: &str = "expire-noncurrent-models";
@@ -324,75 +469,74 @@ impl Desired {
         }
         Ok(())
     }
+}
 
-    /// Deletes the bucket; with `delete_contents`, every object version and
-    /// delete marker goes first (S3 refuses to delete a non-empty bucket).
-    pub async fn delete(&self, ctx: &Context, delete_contents: bool) -> Result<()> {
-        let s3 = &ctx.clients.s3;
-        let name = &self.spec.name;
-        if delete_contents {
-            let mut key_marker: Option<String> = None;
-            let mut version_marker: Option<String> = None;
-            loop {
-                let page = s3
-                    .list_object_versions()
+/// Deletes the bucket; with `delete_contents`, every object version and
+/// delete marker goes first (S3 refuses to delete a non-empty bucket).
+async fn delete(ctx: &Context, name: &str, delete_contents: bool) -> Result<()> {
+    let s3 = &ctx.clients.s3;
+    if delete_contents {
+        let mut key_marker: Option<String> = None;
+        let mut version_marker: Option<String> = None;
+        loop {
+            let page = s3
+                .list_object_versions()
+                .bucket(name)
+                .set_key_marker(key_marker.clone())
+                .set_version_id_marker(version_marker.clone())
+                .send()
+                .await;
+            let page = match page {
+                Ok(page) => page,
+                Err(error) if error_code(&error) == Some("NoSuchBucket") => return Ok(()),
+                Err(error) => return Err(aws_error("ListObjectVersions")(error)),
+            };
+            let identifiers = page
+                .versions()
+                .iter()
+                .map(|version| (version.key(), version.version_id()))
+                .chain(
+                    page.delete_markers()
+                        .iter()
+                        .map(|marker| (marker.key(), marker.version_id())),
+                )
+                .filter_map(|(key, version)| {
+                    ObjectIdentifier::builder()
+                        .set_key(key.map(str::to_string))
+                        .set_version_id(version.map(str::to_string))
+                        .build()
+                        .ok()
+                })
+                .collect::<Vec<_>>();
+            for chunk in identifiers.chunks(1000) {
+                s3.delete_objects()
                     .bucket(name)
-                    .set_key_marker(key_marker.clone())
-                    .set_version_id_marker(version_marker.clone())
-                    .send()
-                    .await;
-                let page = match page {
-                    Ok(page) => page,
-                    Err(error) if error_code(&error) == Some("NoSuchBucket") => return Ok(()),
-                    Err(error) => return Err(aws_error("ListObjectVersions")(error)),
-                };
-                let identifiers = page
-                    .versions()
-                    .iter()
-                    .map(|version| (version.key(), version.version_id()))
-                    .chain(
-                        page.delete_markers()
-                            .iter()
-                            .map(|marker| (marker.key(), marker.version_id())),
+                    .delete(
+                        Delete::builder()
+                            .set_objects(Some(chunk.to_vec()))
+                            .quiet(true)
+                            .build()?,
                     )
-                    .filter_map(|(key, version)| {
-                        ObjectIdentifier::builder()
-                            .set_key(key.map(str::to_string))
-                            .set_version_id(version.map(str::to_string))
-                            .build()
-                            .ok()
-                    })
-                    .collect::<Vec<_>>();
-                for chunk in identifiers.chunks(1000) {
-                    s3.delete_objects()
-                        .bucket(name)
-                        .delete(
-                            Delete::builder()
-                                .set_objects(Some(chunk.to_vec()))
-                                .quiet(true)
-                                .build()?,
-                        )
-                        .send()
-                        .await
-                        .map_err(aws_error("DeleteObjects"))?;
-                }
-                if page.is_truncated() != Some(true) {
-                    break;
-                }
-                key_marker = page.next_key_marker().map(str::to_string);
-                version_marker = page.next_version_id_marker().map(str::to_string);
+                    .send()
+                    .await
+                    .map_err(aws_error("DeleteObjects"))?;
             }
-        }
-        match s3.delete_bucket().bucket(name).send().await {
-            Ok(_) => Ok(()),
-            Err(error) if error_code(&error) == Some("NoSuchBucket") => Ok(()),
-            Err(error) if error_code(&error) == Some("BucketNotEmpty") => {
-                Err(super::Error::Failed(format!(
-                    "bucket {name} still holds objects; destroy --delete-bucket removes every version first"
-                )))
+            if page.is_truncated() != Some(true) {
+                break;
             }
-            Err(error) => Err(aws_error("DeleteBucket")(error)),
+            key_marker = page.next_key_marker().map(str::to_string);
+            version_marker = page.next_version_id_marker().map(str::to_string);
         }
+    }
+    match s3.delete_bucket().bucket(name).send().await {
+        Ok(_) => Ok(()),
+        Err(error) if error_code(&error) == Some("NoSuchBucket") => Ok(()),
+        Err(error) if error_code(&error) == Some("BucketNotEmpty") => {
+            Err(super::Error::Failed(format!(
+                "bucket {name} still holds objects; destroy --delete-bucket removes every version first"
+            )))
+        }
+        Err(error) => Err(aws_error("DeleteBucket")(error)),
     }
 }
 

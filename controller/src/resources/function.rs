@@ -11,6 +11,16 @@ use aws_sdk_lambda::types::{
 };
 use serde_json::json;
 
+use async_trait::async_trait;
+
+use super::{
+    DeleteOptions, FieldDoc, Inventory, Kind, Resource, ResourceId, ResourceKind,
+    confirmed_orphans, owned_by_tags,
+};
+use crate::desired::Refs;
+use crate::ownership::desired_tags;
+use crate::spec::Spec;
+
 use super::wait::{Poll, retry_transient, until};
 use super::{Context, Observed, Result, aws_error, changed, done_or, error_code, sync_tags};
 use crate::field::{FieldDiff, Fields};
@@ -36,6 +46,8 @@ pub struct Desired {
     /// The user's variables and the ones the controller sets.
     pub environment: BTreeMap<String, String>,
     pub tags: BTreeMap<String, String>,
+    /// The secret the function reads, whose ARN is in its environment.
+    pub secret: Option<String>,
 }
 
 /// Whether an error is Lambda's "the role cannot be assumed yet", which a
@@ -438,17 +450,185 @@ impl Desired {
             }
         }
     }
+}
 
-    pub async fn delete(&self, ctx: &Context) -> Result<()> {
-        done_or(
-            ctx.clients
-                .lambda
-                .delete_function()
-                .function_name(&self.spec.name)
-                .send()
-                .await,
-            "DeleteFunction",
-            |e| e.is_resource_not_found_exception(),
+async fn delete(ctx: &Context, name: &str) -> Result<()> {
+    done_or(
+        ctx.clients
+            .lambda
+            .delete_function()
+            .function_name(name)
+            .send()
+            .await,
+        "DeleteFunction",
+        |e| e.is_resource_not_found_exception(),
+    )
+}
+
+/// The Lambda function kind.
+pub struct FunctionKind;
+pub static KIND: FunctionKind = FunctionKind;
+
+const FIELDS: &[FieldDoc] = &[
+    FieldDoc {
+        name: "image_uri",
+        doc: "the image, pinned by digest",
+    },
+    FieldDoc {
+        name: "architecture",
+        doc: "`x86_64` or `arm64`",
+    },
+    FieldDoc {
+        name: "memory_mb",
+        doc: "memory in MB",
+    },
+    FieldDoc {
+        name: "timeout_seconds",
+        doc: "timeout in seconds",
+    },
+    FieldDoc {
+        name: "ephemeral_storage_mb",
+        doc: "`/tmp` size in MB",
+    },
+    FieldDoc {
+        name: "description",
+        doc: "the function's description",
+    },
+    FieldDoc {
+        name: "environment",
+        doc: "the user's variables and the controller's",
+    },
+    FieldDoc {
+        name: "role",
+        doc: "the execution role's ARN",
+    },
+    FieldDoc {
+        name: "reserved_concurrency",
+        doc: "reserved concurrent executions, or none",
+    },
+    FieldDoc {
+        name: "tags",
+        doc: "user and ownership tags",
+    },
+];
+
+#[async_trait]
+impl ResourceKind for FunctionKind {
+    fn kind(&self) -> Kind {
+        Kind("function")
+    }
+
+    fn adopt_setting(&self) -> &'static str {
+        "functions.<name>.adopt"
+    }
+
+    fn fields(&self) -> &'static [FieldDoc] {
+        FIELDS
+    }
+
+    fn desired(&self, spec: &Spec, ctx: &Context, refs: &Refs) -> Vec<Box<dyn Resource>> {
+        let tags = desired_tags(&spec.deployment.name, &spec.tags);
+        let secret_arn = refs
+            .secret_arn
+            .as_deref()
+            .unwrap_or(crate::desired::KNOWN_AFTER_APPLY);
+        spec.functions
+            .iter()
+            .map(|function| {
+                Box::new(Desired {
+                    spec: function.clone(),
+                    role_arn: super::role::role_arn(ctx, &function.role),
+                    environment: crate::spec::environment::final_environment(
+                        spec, function, secret_arn,
+                    ),
+                    tags: tags.clone(),
+                    secret: crate::spec::environment::reads_secret(spec, function)
+                        .map(|secret| secret.name.clone()),
+                }) as Box<dyn Resource>
+            })
+            .collect()
+    }
+
+    async fn orphans(&self, ctx: &Context, inventory: &Inventory) -> Result<Vec<String>> {
+        confirmed_orphans(
+            self.kind(),
+            inventory,
+            inventory.tagged("lambda", "function:"),
+            |name| async move {
+                match ctx
+                    .clients
+                    .lambda
+                    .get_function()
+                    .function_name(name)
+                    .send()
+                    .await
+                {
+                    Ok(output) => Ok(owned_by_tags(
+                        ctx,
+                        output.tags().cloned().unwrap_or_default(),
+                    )),
+                    Err(error)
+                        if error
+                            .as_service_error()
+                            .is_some_and(|e| e.is_resource_not_found_exception()) =>
+                    {
+                        Ok(false)
+                    }
+                    Err(error) => Err(aws_error("GetFunction")(error)),
+                }
+            },
         )
+        .await
+    }
+
+    async fn delete(&self, ctx: &Context, name: &str, _options: DeleteOptions) -> Result<()> {
+        delete(ctx, name).await
+    }
+}
+
+#[async_trait]
+impl Resource for Desired {
+    fn kind(&self) -> &'static dyn ResourceKind {
+        &KIND
+    }
+
+    fn name(&self) -> String {
+        self.spec.name.clone()
+    }
+
+    fn adopt(&self) -> bool {
+        self.spec.adopt
+    }
+
+    fn fields(&self) -> Fields {
+        Desired::fields(self)
+    }
+
+    fn dependencies(&self) -> Vec<ResourceId> {
+        let mut needs = vec![
+            ResourceId::new(super::role::KIND.kind(), &self.spec.role.name),
+            ResourceId::new(super::repository::KIND.kind(), &self.spec.repository.name),
+            ResourceId::new(super::log_group::KIND.kind(), &self.spec.logs.name),
+        ];
+        if let Some(secret) = &self.secret {
+            needs.push(ResourceId::new(super::secret::KIND.kind(), secret));
+        }
+        needs
+    }
+
+    async fn observe(&self, ctx: &Context) -> Result<Option<Observed>> {
+        Desired::observe(self, ctx).await
+    }
+
+    async fn create(&self, ctx: &Context) -> Result<()> {
+        Desired::create(self, ctx).await
+    }
+
+    async fn update(&self, ctx: &Context, diffs: &[FieldDiff]) -> Result<()> {
+        Desired::update(self, ctx, diffs).await
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 }

@@ -5,6 +5,16 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::json;
 
+use async_trait::async_trait;
+
+use super::{
+    DeleteOptions, FieldDoc, Inventory, Kind, Resource, ResourceKind, confirmed_orphans,
+    owned_by_tags,
+};
+use crate::desired::Refs;
+use crate::ownership::desired_tags;
+use crate::spec::Spec;
+
 use super::{Context, Observed, Result, aws_error, changed, done_or, sync_tags};
 use crate::field::{FieldDiff, Fields};
 use crate::ownership::{comparable_tags, ownership_of};
@@ -122,17 +132,147 @@ impl Desired {
         }
         Ok(())
     }
+}
 
-    pub async fn delete(&self, ctx: &Context) -> Result<()> {
-        done_or(
-            ctx.clients
-                .logs
-                .delete_log_group()
-                .log_group_name(&self.spec.name)
-                .send()
-                .await,
-            "DeleteLogGroup",
-            |e| e.is_resource_not_found_exception(),
+async fn delete(ctx: &Context, name: &str) -> Result<()> {
+    done_or(
+        ctx.clients
+            .logs
+            .delete_log_group()
+            .log_group_name(name)
+            .send()
+            .await,
+        "DeleteLogGroup",
+        |e| e.is_resource_not_found_exception(),
+    )
+}
+
+/// The CloudWatch log group kind.
+pub struct LogGroupKind;
+pub static KIND: LogGroupKind = LogGroupKind;
+
+const FIELDS: &[FieldDoc] = &[
+    FieldDoc {
+        name: "retention_days",
+        doc: "days the log events are kept",
+    },
+    FieldDoc {
+        name: "tags",
+        doc: "user and ownership tags",
+    },
+];
+
+#[async_trait]
+impl ResourceKind for LogGroupKind {
+    fn kind(&self) -> Kind {
+        Kind("log_group")
+    }
+
+    fn adopt_setting(&self) -> &'static str {
+        "functions.<name>.logs.adopt (api.adopt for the access log group)"
+    }
+
+    fn fields(&self) -> &'static [FieldDoc] {
+        FIELDS
+    }
+
+    fn desired(&self, spec: &Spec, _ctx: &Context, _refs: &Refs) -> Vec<Box<dyn Resource>> {
+        let tags = desired_tags(&spec.deployment.name, &spec.tags);
+        let mut groups: Vec<Box<dyn Resource>> = spec
+            .functions
+            .iter()
+            .map(|function| {
+                Box::new(Desired {
+                    spec: function.logs.clone(),
+                    tags: tags.clone(),
+                }) as Box<dyn Resource>
+            })
+            .collect();
+        if let Some(api) = spec.api.as_ref().filter(|api| api.access_logging) {
+            groups.push(Box::new(Desired {
+                spec: LogGroupSpec {
+                    name: crate::desired::access_log_group_name(&api.name),
+                    retention_days: 7,
+                    adopt: api.adopt,
+                },
+                tags,
+            }));
+        }
+        groups
+    }
+
+    async fn orphans(&self, ctx: &Context, inventory: &Inventory) -> Result<Vec<String>> {
+        confirmed_orphans(
+            self.kind(),
+            inventory,
+            inventory.tagged("logs", "log-group:"),
+            |name| async move {
+                let arn = format!(
+                    "arn:{}:logs:{}:{}:log-group:{name}",
+                    ctx.partition, ctx.region, ctx.account_id
+                );
+                match ctx
+                    .clients
+                    .logs
+                    .list_tags_for_resource()
+                    .resource_arn(arn)
+                    .send()
+                    .await
+                {
+                    Ok(output) => Ok(owned_by_tags(
+                        ctx,
+                        output.tags().cloned().unwrap_or_default(),
+                    )),
+                    Err(error)
+                        if error
+                            .as_service_error()
+                            .is_some_and(|e| e.is_resource_not_found_exception()) =>
+                    {
+                        Ok(false)
+                    }
+                    Err(error) => Err(aws_error("ListTagsForResource")(error)),
+                }
+            },
         )
+        .await
+    }
+
+    async fn delete(&self, ctx: &Context, name: &str, _options: DeleteOptions) -> Result<()> {
+        delete(ctx, name).await
+    }
+}
+
+#[async_trait]
+impl Resource for Desired {
+    fn kind(&self) -> &'static dyn ResourceKind {
+        &KIND
+    }
+
+    fn name(&self) -> String {
+        self.spec.name.clone()
+    }
+
+    fn adopt(&self) -> bool {
+        self.spec.adopt
+    }
+
+    fn fields(&self) -> Fields {
+        Desired::fields(self)
+    }
+
+    async fn observe(&self, ctx: &Context) -> Result<Option<Observed>> {
+        Desired::observe(self, ctx).await
+    }
+
+    async fn create(&self, ctx: &Context) -> Result<()> {
+        Desired::create(self, ctx).await
+    }
+
+    async fn update(&self, ctx: &Context, diffs: &[FieldDiff]) -> Result<()> {
+        Desired::update(self, ctx, diffs).await
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 }

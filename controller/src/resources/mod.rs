@@ -4,84 +4,56 @@
 //! every resource alike.
 
 pub mod api;
+pub mod api_key;
 pub mod bucket;
 pub mod function;
 pub mod log_group;
 pub mod permission;
 pub mod policy;
 pub mod repository;
+mod resource;
 pub mod role;
 pub mod rule;
 pub mod secret;
+pub mod usage_plan;
 mod wait;
 
-use std::fmt;
 use std::time::Duration;
-
-use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
-use aws_smithy_runtime_api::client::result::SdkError;
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-use serde::Serialize;
 
 use crate::cloud::Clients;
 use crate::field::{FieldDiff, Fields};
 use crate::ownership::Ownership;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
+pub use resource::{DeleteOptions, FieldDoc, Inventory, Kind, Resource, ResourceId, ResourceKind};
 pub use wait::WaitSettings;
 
-/// The kinds of resource, in the order they are created.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    Bucket,
-    Repository,
-    Role,
-    LogGroup,
-    Secret,
-    Function,
-    Api,
-    Rule,
-    Permission,
-}
+/// Every kind of resource, in creation order: a plan lists resources in
+/// this order, and an orphan (a resource the file no longer names) is
+/// deleted after the orphans of the kinds that follow it. Adding a kind is
+/// its module and one line here.
+pub static KINDS: &[&dyn ResourceKind] = &[
+    &bucket::KIND,
+    &secret::KIND,
+    &repository::KIND,
+    &role::KIND,
+    &log_group::KIND,
+    &function::KIND,
+    &api::KIND,
+    &usage_plan::KIND,
+    &api_key::KIND,
+    &rule::KIND,
+    &permission::KIND,
+];
 
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Bucket => "bucket",
-            Kind::Repository => "repository",
-            Kind::Role => "role",
-            Kind::LogGroup => "log_group",
-            Kind::Secret => "secret",
-            Kind::Function => "function",
-            Kind::Api => "rest_api",
-            Kind::Rule => "rule",
-            Kind::Permission => "permission",
-        }
-    }
-
-    /// Creation wave: a resource is created after every resource of an
-    /// earlier wave, and deleted before them.
-    pub fn wave(self) -> usize {
-        match self {
-            Kind::Bucket | Kind::Repository | Kind::Role | Kind::LogGroup | Kind::Secret => 0,
-            Kind::Function => 1,
-            Kind::Api | Kind::Rule => 2,
-            Kind::Permission => 3,
-        }
-    }
-}
-
-/// Names one resource: its kind and its AWS name.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub struct ResourceId {
-    pub kind: Kind,
-    pub name: String,
-}
-
-impl fmt::Display for ResourceId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.kind.as_str(), self.name)
-    }
+/// The registered kind named `kind`.
+pub fn kind_named(kind: Kind) -> Option<&'static dyn ResourceKind> {
+    KINDS
+        .iter()
+        .copied()
+        .find(|registered| registered.kind() == kind)
 }
 
 /// What the controller knows about the account it acts in.
@@ -308,149 +280,53 @@ pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// One resource of the desired state, of any kind.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Desired {
-    Bucket(bucket::Desired),
-    Repository(repository::Desired),
-    Role(role::Desired),
-    LogGroup(log_group::Desired),
-    Function(Box<function::Desired>),
-    Secret(secret::Desired),
-    Api(Box<api::Desired>),
-    Rule(rule::Desired),
-    Permission(permission::Desired),
+/// The names among `candidates` that the file does not name and that
+/// `owned` confirms (exists, carries this deployment's ownership tags).
+pub async fn confirmed_orphans<F, Fut>(
+    kind: Kind,
+    inventory: &Inventory,
+    candidates: Vec<String>,
+    owned: F,
+) -> Result<Vec<String>>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<bool>>,
+{
+    let mut unknown: Vec<String> = candidates
+        .into_iter()
+        .filter(|name| !inventory.is_known(kind, name))
+        .collect();
+    unknown.sort();
+    unknown.dedup();
+    let checks = futures::future::join_all(unknown.iter().cloned().map(&owned)).await;
+    let mut orphans = Vec::new();
+    for (name, owned) in unknown.into_iter().zip(checks) {
+        match owned {
+            Ok(true) => orphans.push(name),
+            Ok(false) => {}
+            // The controller's policy lets it read only what carries its
+            // deployment's tag: a refused read is someone else's resource.
+            Err(error)
+                if error
+                    .code()
+                    .is_some_and(|code| code.starts_with("AccessDenied")) => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(orphans)
 }
 
-impl Desired {
-    pub fn id(&self) -> ResourceId {
-        let (kind, name) = match self {
-            Desired::Bucket(desired) => (Kind::Bucket, &desired.spec.name),
-            Desired::Repository(desired) => (Kind::Repository, &desired.spec.name),
-            Desired::Role(desired) => (Kind::Role, &desired.spec.name),
-            Desired::LogGroup(desired) => (Kind::LogGroup, &desired.spec.name),
-            Desired::Function(desired) => (Kind::Function, &desired.spec.name),
-            Desired::Secret(desired) => (Kind::Secret, &desired.spec.name),
-            Desired::Api(desired) => (Kind::Api, &desired.spec.name),
-            Desired::Rule(desired) => (Kind::Rule, &desired.spec.name),
-            Desired::Permission(desired) => (Kind::Permission, &desired.id),
-        };
-        ResourceId {
-            kind,
-            name: name.clone(),
-        }
-    }
-
-    /// Whether an existing resource without ownership tags may be taken over.
-    pub fn adopt(&self) -> bool {
-        match self {
-            Desired::Bucket(desired) => desired.spec.adopt,
-            Desired::Repository(desired) => desired.spec.adopt,
-            Desired::Role(desired) => desired.spec.adopt,
-            Desired::LogGroup(desired) => desired.spec.adopt,
-            Desired::Function(desired) => desired.spec.adopt,
-            Desired::Secret(desired) => desired.spec.adopt,
-            Desired::Api(desired) => desired.spec.adopt,
-            Desired::Rule(desired) => desired.spec.adopt,
-            Desired::Permission(_) => false,
-        }
-    }
-
-    /// The desired value of every managed field.
-    pub fn fields(&self) -> Fields {
-        match self {
-            Desired::Bucket(desired) => desired.fields(),
-            Desired::Repository(desired) => desired.fields(),
-            Desired::Role(desired) => desired.fields(),
-            Desired::LogGroup(desired) => desired.fields(),
-            Desired::Function(desired) => desired.fields(),
-            Desired::Secret(desired) => desired.fields(),
-            Desired::Api(desired) => desired.fields(),
-            Desired::Rule(desired) => desired.fields(),
-            Desired::Permission(desired) => desired.fields(),
-        }
-    }
-
-    /// Fields AWS cannot change in place: a difference replaces the resource.
-    pub fn replacement_fields(&self) -> &'static [&'static str] {
-        match self {
-            Desired::Role(_) => role::REPLACEMENT_FIELDS,
-            Desired::Permission(_) => permission::REPLACEMENT_FIELDS,
-            _ => &[],
-        }
-    }
-
-    /// Checks what AWS requires outside the resource before it can be made
-    /// as desired (an account-wide setting); run when an apply is planned,
-    /// never for destroy. An error stops the plan before any change.
-    pub async fn preflight(&self, ctx: &Context) -> Result<()> {
-        match self {
-            Desired::Api(desired) => desired.preflight(ctx).await,
-            _ => Ok(()),
-        }
-    }
-
-    /// Reads the resource from AWS; `None` when it does not exist.
-    pub async fn observe(&self, ctx: &Context) -> Result<Option<Observed>> {
-        match self {
-            Desired::Bucket(desired) => desired.observe(ctx).await,
-            Desired::Repository(desired) => desired.observe(ctx).await,
-            Desired::Role(desired) => desired.observe(ctx).await,
-            Desired::LogGroup(desired) => desired.observe(ctx).await,
-            Desired::Function(desired) => desired.observe(ctx).await,
-            Desired::Secret(desired) => desired.observe(ctx).await,
-            Desired::Api(desired) => desired.observe(ctx).await,
-            Desired::Rule(desired) => desired.observe(ctx).await,
-            Desired::Permission(desired) => desired.observe(ctx).await,
-        }
-    }
-
-    /// Creates the resource with as much of its configuration as the create
-    /// call takes; an "already exists" answer (a retried create) is success.
-    pub async fn create(&self, ctx: &Context) -> Result<()> {
-        match self {
-            Desired::Bucket(desired) => desired.create(ctx).await,
-            Desired::Repository(desired) => desired.create(ctx).await,
-            Desired::Role(desired) => desired.create(ctx).await,
-            Desired::LogGroup(desired) => desired.create(ctx).await,
-            Desired::Function(desired) => desired.create(ctx).await,
-            Desired::Secret(desired) => desired.create(ctx).await,
-            Desired::Api(desired) => desired.create(ctx).await,
-            Desired::Rule(desired) => desired.create(ctx).await,
-            Desired::Permission(desired) => desired.create(ctx).await,
-        }
-    }
-
-    /// Changes the differing fields in place, one call per group of fields.
-    pub async fn update(&self, ctx: &Context, diffs: &[FieldDiff]) -> Result<()> {
-        match self {
-            Desired::Bucket(desired) => desired.update(ctx, diffs).await,
-            Desired::Repository(desired) => desired.update(ctx, diffs).await,
-            Desired::Role(desired) => desired.update(ctx, diffs).await,
-            Desired::LogGroup(desired) => desired.update(ctx, diffs).await,
-            Desired::Function(desired) => desired.update(ctx, diffs).await,
-            Desired::Secret(desired) => desired.update(ctx, diffs).await,
-            Desired::Api(desired) => desired.update(ctx, diffs).await,
-            Desired::Rule(desired) => desired.update(ctx, diffs).await,
-            Desired::Permission(desired) => desired.update(ctx, diffs).await,
-        }
-    }
-
-    /// Deletes the resource; "not found" is success. `delete_contents`
-    /// applies to the bucket only (every object version goes first).
-    pub async fn delete(&self, ctx: &Context, delete_contents: bool) -> Result<()> {
-        match self {
-            Desired::Bucket(desired) => desired.delete(ctx, delete_contents).await,
-            Desired::Repository(desired) => desired.delete(ctx).await,
-            Desired::Role(desired) => desired.delete(ctx).await,
-            Desired::LogGroup(desired) => desired.delete(ctx).await,
-            Desired::Function(desired) => desired.delete(ctx).await,
-            Desired::Secret(desired) => desired.delete(ctx).await,
-            Desired::Api(desired) => desired.delete(ctx).await,
-            Desired::Rule(desired) => desired.delete(ctx).await,
-            Desired::Permission(desired) => desired.delete(ctx).await,
-        }
-    }
+/// Whether a tag set read from AWS marks a resource as this deployment's.
+pub fn owned_by_tags<K, V>(ctx: &Context, tags: impl IntoIterator<Item = (K, V)>) -> bool
+where
+    K: Into<String>,
+    V: Into<String>,
+{
+    let tags: std::collections::BTreeMap<String, String> = tags
+        .into_iter()
+        .map(|(key, value)| (key.into(), value.into()))
+        .collect();
+    crate::ownership::ownership_of(&tags, &ctx.deployment) == crate::ownership::Ownership::Owned
 }
 
 /// Whether a field differs, by name.

@@ -19,6 +19,12 @@
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use async_trait::async_trait;
+
+use super::{DeleteOptions, FieldDoc, Inventory, Kind, Resource, ResourceId, ResourceKind};
+use crate::desired::{KNOWN_AFTER_APPLY, Refs};
+use crate::spec::Spec;
+
 use super::wait::{self, Poll};
 use super::{Context, Observed, Result, aws_error, done_or};
 use crate::field::{FieldDiff, Fields};
@@ -133,6 +139,8 @@ pub struct Desired {
     /// the statement exists under its new id, a statement left under this
     /// one is removed.
     pub legacy_statement_id: Option<String>,
+    /// The resource whose id is in the source ARN (the REST API), if any.
+    pub source: Option<ResourceId>,
 }
 
 impl Desired {
@@ -269,17 +277,224 @@ impl Desired {
 
     /// Removes the statement; one already gone is done.
     pub async fn delete(&self, ctx: &Context) -> Result<()> {
-        done_or(
-            ctx.clients
-                .lambda
-                .remove_permission()
-                .function_name(&self.function)
-                .statement_id(&self.statement_id)
-                .send()
-                .await,
-            "RemovePermission",
-            |e| e.is_resource_not_found_exception(),
+        remove_statement(ctx, &self.function, &self.statement_id).await
+    }
+}
+
+/// The invoke permission kind: one statement of a function's resource policy.
+pub struct PermissionKind;
+pub static KIND: PermissionKind = PermissionKind;
+
+const FIELDS: &[FieldDoc] = &[
+    FieldDoc {
+        name: "principal",
+        doc: "the service that may invoke",
+    },
+    FieldDoc {
+        name: "action",
+        doc: "`lambda:InvokeFunction`",
+    },
+    FieldDoc {
+        name: "source_arn",
+        doc: "the one route or rule it is for",
+    },
+];
+
+#[async_trait]
+impl ResourceKind for PermissionKind {
+    fn kind(&self) -> Kind {
+        Kind("permission")
+    }
+
+    fn adopt_setting(&self) -> &'static str {
+        "nothing (statement ids are the controller's)"
+    }
+
+    fn fields(&self) -> &'static [FieldDoc] {
+        FIELDS
+    }
+
+    fn desired(&self, spec: &Spec, ctx: &Context, refs: &Refs) -> Vec<Box<dyn Resource>> {
+        let mut permissions: Vec<Box<dyn Resource>> = Vec::new();
+        if let Some(api) = &spec.api {
+            let api_id = refs.api_id.as_deref().unwrap_or(KNOWN_AFTER_APPLY);
+            // With several CORS origins the function answers each path's
+            // preflight itself (see `api`): the first route of the path
+            // names it, and its `OPTIONS` call needs an invoke permission of
+            // its own.
+            let mut invoked: Vec<(&str, &crate::spec::RouteSpec)> = api
+                .routes
+                .iter()
+                .map(|route| (route.method.as_str(), route))
+                .collect();
+            if api.cors_allow_origins.len() > 1 {
+                let mut preflights: Vec<&str> = Vec::new();
+                for route in &api.routes {
+                    if !preflights.contains(&route.path.as_str()) {
+                        preflights.push(&route.path);
+                        invoked.push(("OPTIONS", route));
+                    }
+                }
+            }
+            for (method, route) in invoked {
+                let Some(function) = spec.function(&route.function) else {
+                    continue;
+                };
+                let statement_id = route_statement_id(method, &route.path);
+                permissions.push(Box::new(Desired {
+                    id: format!("{}:{statement_id}", function.name),
+                    function: function.name.clone(),
+                    statement_id,
+                    principal: "apigateway.amazonaws.com".into(),
+                    source_arn: route_source_arn(
+                        &ctx.partition,
+                        &ctx.region,
+                        &ctx.account_id,
+                        api_id,
+                        method,
+                        &route.path,
+                    ),
+                    legacy_statement_id: Some(legacy_route_statement_id(method, &route.path)),
+                    source: Some(ResourceId::new(super::api::KIND.kind(), &api.name)),
+                }));
+            }
+        }
+        if let Some(schedule) = &spec.schedule {
+            if let Some(function) = spec.function(&schedule.function) {
+                let statement_id = schedule_statement_id(&schedule.name);
+                permissions.push(Box::new(Desired {
+                    id: format!("{}:{statement_id}", function.name),
+                    function: function.name.clone(),
+                    statement_id,
+                    principal: "events.amazonaws.com".into(),
+                    source_arn: super::rule::rule_arn(ctx, &schedule.name),
+                    legacy_statement_id: Some(legacy_schedule_statement_id(&schedule.name)),
+                    source: None,
+                }));
+            }
+        }
+        permissions
+    }
+
+    /// The controller's statements (by their id prefix) on the functions
+    /// the file names, that no route or schedule of the file needs. The
+    /// statements of a function the file no longer names go with it.
+    async fn orphans(&self, ctx: &Context, inventory: &Inventory) -> Result<Vec<String>> {
+        let policies = futures::future::join_all(
+            inventory
+                .functions
+                .iter()
+                .map(|function| async move { (function, statement_ids(ctx, function).await) }),
         )
+        .await;
+        let mut orphans = Vec::new();
+        for (function, ids) in policies {
+            for id in ids? {
+                let name = format!("{function}:{id}");
+                if id.starts_with(STATEMENT_ID_PREFIX) && !inventory.is_known(self.kind(), &name) {
+                    orphans.push(name);
+                }
+            }
+        }
+        Ok(orphans)
+    }
+
+    async fn delete(&self, ctx: &Context, name: &str, _options: DeleteOptions) -> Result<()> {
+        let Some((function, statement_id)) = name.split_once(':') else {
+            return Err(super::Error::Failed(format!(
+                "{name:?} is not <function>:<statement id>"
+            )));
+        };
+        remove_statement(ctx, function, statement_id).await
+    }
+}
+
+/// The statement ids of a function's resource policy (none when the
+/// function or its policy does not exist).
+async fn statement_ids(ctx: &Context, function: &str) -> Result<Vec<String>> {
+    let policy = match ctx
+        .clients
+        .lambda
+        .get_policy()
+        .function_name(function)
+        .send()
+        .await
+    {
+        Ok(output) => output.policy.unwrap_or_default(),
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|e| e.is_resource_not_found_exception()) =>
+        {
+            return Ok(Vec::new());
+        }
+        Err(error) => return Err(aws_error("GetPolicy")(error)),
+    };
+    let policy: Value = serde_json::from_str(&policy).unwrap_or(Value::Null);
+    Ok(policy["Statement"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|statement| statement["Sid"].as_str().map(str::to_string))
+        .collect())
+}
+
+/// Removes one statement; one already gone is done.
+async fn remove_statement(ctx: &Context, function: &str, statement_id: &str) -> Result<()> {
+    done_or(
+        ctx.clients
+            .lambda
+            .remove_permission()
+            .function_name(function)
+            .statement_id(statement_id)
+            .send()
+            .await,
+        "RemovePermission",
+        |e| e.is_resource_not_found_exception(),
+    )
+}
+
+#[async_trait]
+impl Resource for Desired {
+    fn kind(&self) -> &'static dyn ResourceKind {
+        &KIND
+    }
+
+    fn name(&self) -> String {
+        self.id.clone()
+    }
+
+    fn fields(&self) -> Fields {
+        Desired::fields(self)
+    }
+
+    fn replacement_fields(&self) -> &'static [&'static str] {
+        REPLACEMENT_FIELDS
+    }
+
+    fn dependencies(&self) -> Vec<ResourceId> {
+        let mut needs = vec![ResourceId::new(
+            super::function::KIND.kind(),
+            &self.function,
+        )];
+        needs.extend(self.source.clone());
+        needs
+    }
+
+    async fn observe(&self, ctx: &Context) -> Result<Option<Observed>> {
+        Desired::observe(self, ctx).await
+    }
+
+    async fn create(&self, ctx: &Context) -> Result<()> {
+        Desired::create(self, ctx).await
+    }
+
+    async fn update(&self, ctx: &Context, diffs: &[FieldDiff]) -> Result<()> {
+        Desired::update(self, ctx, diffs).await
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 }
 

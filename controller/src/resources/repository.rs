@@ -40,6 +40,16 @@ use aws_sdk_ecr::types::{
 };
 use serde_json::{Value, json};
 
+use async_trait::async_trait;
+
+use super::{
+    DeleteOptions, FieldDoc, Inventory, Kind, Resource, ResourceKind, confirmed_orphans,
+    owned_by_tags,
+};
+use crate::desired::Refs;
+use crate::ownership::desired_tags;
+use crate::spec::Spec;
+
 use super::{Context, Observed, Result, aws_error, changed, done_or, error_code, sync_tags};
 use crate::field::{FieldDiff, Fields, canonical_policy};
 use crate::ownership::{comparable_tags, ownership_of};
@@ -340,20 +350,164 @@ impl Desired {
         }
         Ok(())
     }
+}
 
-    /// Deletes the repository and the images in it.
-    pub async fn delete(&self, ctx: &Context) -> Result<()> {
-        done_or(
-            ctx.clients
-                .ecr
-                .delete_repository()
-                .repository_name(&self.spec.name)
-                .force(true)
-                .send()
-                .await,
-            "DeleteRepository",
-            |e| e.is_repository_not_found_exception(),
+/// Deletes the repository and the images in it.
+async fn delete(ctx: &Context, name: &str) -> Result<()> {
+    done_or(
+        ctx.clients
+            .ecr
+            .delete_repository()
+            .repository_name(name)
+            .force(true)
+            .send()
+            .await,
+        "DeleteRepository",
+        |e| e.is_repository_not_found_exception(),
+    )
+}
+
+/// The ECR repository kind.
+pub struct RepositoryKind;
+pub static KIND: RepositoryKind = RepositoryKind;
+
+const FIELDS: &[FieldDoc] = &[
+    FieldDoc {
+        name: "scan_on_push",
+        doc: "scan each pushed image",
+    },
+    FieldDoc {
+        name: "image_tag_mutability",
+        doc: "`IMMUTABLE` or `MUTABLE`",
+    },
+    FieldDoc {
+        name: "lifecycle_policy",
+        doc: "keeps images a function runs and the last N others",
+    },
+    FieldDoc {
+        name: "tags",
+        doc: "user and ownership tags",
+    },
+];
+
+#[async_trait]
+impl ResourceKind for RepositoryKind {
+    fn kind(&self) -> Kind {
+        Kind("repository")
+    }
+
+    fn adopt_setting(&self) -> &'static str {
+        "functions.<name>.repository.adopt"
+    }
+
+    fn fields(&self) -> &'static [FieldDoc] {
+        FIELDS
+    }
+
+    fn desired(&self, spec: &Spec, _ctx: &Context, _refs: &Refs) -> Vec<Box<dyn Resource>> {
+        let tags = desired_tags(&spec.deployment.name, &spec.tags);
+        spec.functions
+            .iter()
+            .map(|function| {
+                Box::new(Desired {
+                    spec: function.repository.clone(),
+                    tags: tags.clone(),
+                    lifecycle_policy: lifecycle_policy(function.repository.keep_last_images)
+                        .to_string(),
+                }) as Box<dyn Resource>
+            })
+            .collect()
+    }
+
+    async fn orphans(&self, ctx: &Context, inventory: &Inventory) -> Result<Vec<String>> {
+        confirmed_orphans(
+            self.kind(),
+            inventory,
+            inventory.tagged("ecr", "repository/"),
+            |name| async move {
+                let arn = format!(
+                    "arn:{}:ecr:{}:{}:repository/{name}",
+                    ctx.partition, ctx.region, ctx.account_id
+                );
+                match ctx
+                    .clients
+                    .ecr
+                    .list_tags_for_resource()
+                    .resource_arn(arn)
+                    .send()
+                    .await
+                {
+                    Ok(output) => Ok(owned_by_tags(
+                        ctx,
+                        output
+                            .tags()
+                            .iter()
+                            .map(|tag| (tag.key().to_string(), tag.value().to_string())),
+                    )),
+                    Err(error) if error_code(&error) == Some("RepositoryNotFoundException") => {
+                        Ok(false)
+                    }
+                    Err(error) => Err(aws_error("ListTagsForResource")(error)),
+                }
+            },
         )
+        .await
+    }
+
+    async fn delete(&self, ctx: &Context, name: &str, _options: DeleteOptions) -> Result<()> {
+        delete(ctx, name).await
+    }
+
+    fn keep_orphan(&self, spec: &Spec, name: &str) -> Option<String> {
+        spec.functions
+            .iter()
+            .find(|function| {
+                function
+                    .image_uri
+                    .split_once('/')
+                    .is_some_and(|(_, rest)| rest.split([':', '@']).next() == Some(name))
+            })
+            .map(|function| {
+                format!(
+                    "kept: function {} still runs an image from it",
+                    function.name
+                )
+            })
+    }
+}
+
+#[async_trait]
+impl Resource for Desired {
+    fn kind(&self) -> &'static dyn ResourceKind {
+        &KIND
+    }
+
+    fn name(&self) -> String {
+        self.spec.name.clone()
+    }
+
+    fn adopt(&self) -> bool {
+        self.spec.adopt
+    }
+
+    fn fields(&self) -> Fields {
+        Desired::fields(self)
+    }
+
+    async fn observe(&self, ctx: &Context) -> Result<Option<Observed>> {
+        Desired::observe(self, ctx).await
+    }
+
+    async fn create(&self, ctx: &Context) -> Result<()> {
+        Desired::create(self, ctx).await
+    }
+
+    async fn update(&self, ctx: &Context, diffs: &[FieldDiff]) -> Result<()> {
+        Desired::update(self, ctx, diffs).await
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 }
 

@@ -7,13 +7,33 @@ use std::collections::BTreeMap;
 use aws_sdk_iam::types::Tag;
 use serde_json::{Value, json};
 
-use super::{Context, Observed, Result, aws_error, changed, done_or, observed_value, sync_tags};
+use async_trait::async_trait;
+
+use super::{
+    DeleteOptions, FieldDoc, Inventory, Kind, Resource, ResourceKind, confirmed_orphans,
+    owned_by_tags,
+};
+use crate::desired::Refs;
+use crate::ownership::desired_tags;
+use crate::spec::Spec;
+
+use super::{
+    Context, Observed, Result, aws_error, changed, done_or, error_code, observed_value, sync_tags,
+};
 use crate::field::{FieldDiff, Fields, canonical_policy};
 use crate::ownership::{comparable_tags, ownership_of};
 use crate::spec::RoleSpec;
 
 /// Fields whose change replaces the role.
 pub const REPLACEMENT_FIELDS: &[&str] = &["path"];
+
+/// The ARN a role of this spec has (or will have).
+pub fn role_arn(ctx: &Context, spec: &RoleSpec) -> String {
+    format!(
+        "arn:{}:iam::{}:role{}{}",
+        ctx.partition, ctx.account_id, spec.path, spec.name
+    )
+}
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Desired {
@@ -27,10 +47,7 @@ pub struct Desired {
 impl Desired {
     /// The ARN the role has (or will have).
     pub fn arn(&self, ctx: &Context) -> String {
-        format!(
-            "arn:{}:iam::{}:role{}{}",
-            ctx.partition, ctx.account_id, self.spec.path, self.spec.name
-        )
+        role_arn(ctx, &self.spec)
     }
 
     pub fn fields(&self) -> Fields {
@@ -216,55 +233,214 @@ impl Desired {
         }
         Ok(())
     }
+}
 
-    /// Detaches and deletes every policy of the role, then the role.
-    pub async fn delete(&self, ctx: &Context) -> Result<()> {
-        let iam = &ctx.clients.iam;
-        let name = &self.spec.name;
-        let not_found = |code: Option<&str>| code == Some("NoSuchEntity");
+/// Detaches and deletes every policy of the role, then the role.
+async fn delete(ctx: &Context, name: &str) -> Result<()> {
+    let iam = &ctx.clients.iam;
+
+    let not_found = |code: Option<&str>| code == Some("NoSuchEntity");
+    match iam
+        .list_attached_role_policies()
+        .role_name(name)
+        .send()
+        .await
+    {
+        Ok(output) => {
+            for policy in output.attached_policies() {
+                if let Some(arn) = policy.policy_arn() {
+                    iam.detach_role_policy()
+                        .role_name(name)
+                        .policy_arn(arn)
+                        .send()
+                        .await
+                        .map_err(aws_error("DetachRolePolicy"))?;
+                }
+            }
+        }
+        Err(error) if not_found(super::error_code(&error)) => return Ok(()),
+        Err(error) => return Err(aws_error("ListAttachedRolePolicies")(error)),
+    }
+    let names = match iam.list_role_policies().role_name(name).send().await {
+        Ok(output) => output.policy_names,
+        Err(error) if not_found(super::error_code(&error)) => return Ok(()),
+        Err(error) => return Err(aws_error("ListRolePolicies")(error)),
+    };
+    for policy in names {
         match iam
-            .list_attached_role_policies()
+            .delete_role_policy()
             .role_name(name)
+            .policy_name(policy)
             .send()
             .await
         {
-            Ok(output) => {
-                for policy in output.attached_policies() {
-                    if let Some(arn) = policy.policy_arn() {
-                        iam.detach_role_policy()
-                            .role_name(name)
-                            .policy_arn(arn)
-                            .send()
-                            .await
-                            .map_err(aws_error("DetachRolePolicy"))?;
-                    }
-                }
-            }
-            Err(error) if not_found(super::error_code(&error)) => return Ok(()),
-            Err(error) => return Err(aws_error("ListAttachedRolePolicies")(error)),
+            Ok(_) => {}
+            Err(error) if not_found(super::error_code(&error)) => {}
+            Err(error) => return Err(aws_error("DeleteRolePolicy")(error)),
         }
-        let names = match iam.list_role_policies().role_name(name).send().await {
-            Ok(output) => output.policy_names,
-            Err(error) if not_found(super::error_code(&error)) => return Ok(()),
-            Err(error) => return Err(aws_error("ListRolePolicies")(error)),
-        };
-        for policy in names {
-            match iam
-                .delete_role_policy()
-                .role_name(name)
-                .policy_name(policy)
+    }
+    match iam.delete_role().role_name(name).send().await {
+        Ok(_) => Ok(()),
+        Err(error) if not_found(super::error_code(&error)) => Ok(()),
+        Err(error) => Err(aws_error("DeleteRole")(error)),
+    }
+}
+
+/// The IAM execution role kind.
+pub struct RoleKind;
+pub static KIND: RoleKind = RoleKind;
+
+const FIELDS: &[FieldDoc] = &[
+    FieldDoc {
+        name: "path",
+        doc: "the role's path; a change replaces the role",
+    },
+    FieldDoc {
+        name: "trust_policy",
+        doc: "only Lambda may assume it",
+    },
+    FieldDoc {
+        name: "inline_policies",
+        doc: "the one inline policy, least privilege",
+    },
+    FieldDoc {
+        name: "managed_policies",
+        doc: "must be none",
+    },
+    FieldDoc {
+        name: "tags",
+        doc: "user and ownership tags",
+    },
+];
+
+#[async_trait]
+impl ResourceKind for RoleKind {
+    fn kind(&self) -> Kind {
+        Kind("role")
+    }
+
+    fn adopt_setting(&self) -> &'static str {
+        "functions.<name>.role.adopt"
+    }
+
+    fn fields(&self) -> &'static [FieldDoc] {
+        FIELDS
+    }
+
+    fn desired(&self, spec: &Spec, ctx: &Context, _refs: &Refs) -> Vec<Box<dyn Resource>> {
+        let tags = desired_tags(&spec.deployment.name, &spec.tags);
+        spec.functions
+            .iter()
+            .map(|function| {
+                let reads_secret = crate::spec::environment::reads_secret(spec, function);
+                Box::new(Desired {
+                    spec: function.role.clone(),
+                    tags: tags.clone(),
+                    trust_policy: super::policy::lambda_trust_policy().to_string(),
+                    policies: BTreeMap::from([(
+                        crate::desired::FUNCTION_POLICY_NAME.to_string(),
+                        super::policy::function_policy(
+                            &ctx.partition,
+                            &ctx.region,
+                            &ctx.account_id,
+                            function,
+                            &spec.bucket,
+                            reads_secret.map(|secret| secret.name.as_str()),
+                        )
+                        .to_string(),
+                    )]),
+                }) as Box<dyn Resource>
+            })
+            .collect()
+    }
+
+    /// IAM roles are not in the tagging API: every role Lambda may assume
+    /// is listed, and the tags of those the file does not name are read.
+    async fn orphans(&self, ctx: &Context, inventory: &Inventory) -> Result<Vec<String>> {
+        let iam = &ctx.clients.iam;
+        let mut candidates = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let page = iam
+                .list_roles()
+                .set_marker(marker.clone())
                 .send()
                 .await
-            {
-                Ok(_) => {}
-                Err(error) if not_found(super::error_code(&error)) => {}
-                Err(error) => return Err(aws_error("DeleteRolePolicy")(error)),
+                .map_err(aws_error("ListRoles"))?;
+            for role in page.roles() {
+                let trust = role
+                    .assume_role_policy_document()
+                    .map(|document| {
+                        percent_encoding::percent_decode_str(document)
+                            .decode_utf8_lossy()
+                            .into_owned()
+                    })
+                    .unwrap_or_default();
+                if trust.contains("lambda.amazonaws.com") {
+                    candidates.push(role.role_name().to_string());
+                }
+            }
+            marker = page.marker().map(str::to_string);
+            if !page.is_truncated() || marker.is_none() {
+                break;
             }
         }
-        match iam.delete_role().role_name(name).send().await {
-            Ok(_) => Ok(()),
-            Err(error) if not_found(super::error_code(&error)) => Ok(()),
-            Err(error) => Err(aws_error("DeleteRole")(error)),
-        }
+        confirmed_orphans(self.kind(), inventory, candidates, |name| async move {
+            match iam.list_role_tags().role_name(name).send().await {
+                Ok(output) => Ok(owned_by_tags(
+                    ctx,
+                    output
+                        .tags()
+                        .iter()
+                        .map(|tag| (tag.key().to_string(), tag.value().to_string())),
+                )),
+                Err(error) if error_code(&error) == Some("NoSuchEntity") => Ok(false),
+                Err(error) => Err(aws_error("ListRoleTags")(error)),
+            }
+        })
+        .await
+    }
+
+    async fn delete(&self, ctx: &Context, name: &str, _options: DeleteOptions) -> Result<()> {
+        delete(ctx, name).await
+    }
+}
+
+#[async_trait]
+impl Resource for Desired {
+    fn kind(&self) -> &'static dyn ResourceKind {
+        &KIND
+    }
+
+    fn name(&self) -> String {
+        self.spec.name.clone()
+    }
+
+    fn adopt(&self) -> bool {
+        self.spec.adopt
+    }
+
+    fn fields(&self) -> Fields {
+        Desired::fields(self)
+    }
+
+    fn replacement_fields(&self) -> &'static [&'static str] {
+        REPLACEMENT_FIELDS
+    }
+
+    async fn observe(&self, ctx: &Context) -> Result<Option<Observed>> {
+        Desired::observe(self, ctx).await
+    }
+
+    async fn create(&self, ctx: &Context) -> Result<()> {
+        Desired::create(self, ctx).await
+    }
+
+    async fn update(&self, ctx: &Context, diffs: &[FieldDiff]) -> Result<()> {
+        Desired::update(self, ctx, diffs).await
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 }

@@ -6,6 +6,16 @@ use std::collections::BTreeMap;
 use aws_sdk_eventbridge::types::{RuleState, Tag, Target};
 use serde_json::{Value, json};
 
+use async_trait::async_trait;
+
+use super::{
+    DeleteOptions, FieldDoc, Inventory, Kind, Resource, ResourceId, ResourceKind,
+    confirmed_orphans, owned_by_tags,
+};
+use crate::desired::Refs;
+use crate::ownership::desired_tags;
+use crate::spec::Spec;
+
 use super::{Context, Observed, Result, aws_error, changed, done_or, observed_value, sync_tags};
 use crate::field::{FieldDiff, Fields};
 use crate::ownership::{comparable_tags, ownership_of};
@@ -223,45 +233,6 @@ impl Desired {
         .await?;
         Ok(())
     }
-
-    /// Removes the targets, then the rule.
-    pub async fn delete(&self, ctx: &Context) -> Result<()> {
-        let events = &ctx.clients.events;
-        let targets = match events
-            .list_targets_by_rule()
-            .rule(&self.spec.name)
-            .send()
-            .await
-        {
-            Ok(output) => output
-                .targets()
-                .iter()
-                .map(|target| target.id().to_string())
-                .collect::<Vec<_>>(),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
-            {
-                return Ok(());
-            }
-            Err(error) => return Err(aws_error("ListTargetsByRule")(error)),
-        };
-        if !targets.is_empty() {
-            events
-                .remove_targets()
-                .rule(&self.spec.name)
-                .set_ids(Some(targets))
-                .send()
-                .await
-                .map_err(aws_error("RemoveTargets"))?;
-        }
-        done_or(
-            events.delete_rule().name(&self.spec.name).send().await,
-            "DeleteRule",
-            |e| e.is_resource_not_found_exception(),
-        )
-    }
 }
 
 /// The ARN of a rule on the default event bus.
@@ -270,4 +241,176 @@ pub fn rule_arn(ctx: &Context, name: &str) -> String {
         "arn:{}:events:{}:{}:rule/{}",
         ctx.partition, ctx.region, ctx.account_id, name
     )
+}
+
+/// Removes the targets, then the rule.
+async fn delete(ctx: &Context, name: &str) -> Result<()> {
+    let events = &ctx.clients.events;
+    let targets = match events.list_targets_by_rule().rule(name).send().await {
+        Ok(output) => output
+            .targets()
+            .iter()
+            .map(|target| target.id().to_string())
+            .collect::<Vec<_>>(),
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|e| e.is_resource_not_found_exception()) =>
+        {
+            return Ok(());
+        }
+        Err(error) => return Err(aws_error("ListTargetsByRule")(error)),
+    };
+    if !targets.is_empty() {
+        events
+            .remove_targets()
+            .rule(name)
+            .set_ids(Some(targets))
+            .send()
+            .await
+            .map_err(aws_error("RemoveTargets"))?;
+    }
+    done_or(
+        events.delete_rule().name(name).send().await,
+        "DeleteRule",
+        |e| e.is_resource_not_found_exception(),
+    )
+}
+
+/// The EventBridge schedule rule kind.
+pub struct RuleKind;
+pub static KIND: RuleKind = RuleKind;
+
+const FIELDS: &[FieldDoc] = &[
+    FieldDoc {
+        name: "schedule_expression",
+        doc: "`rate(...)` or `cron(...)`",
+    },
+    FieldDoc {
+        name: "state",
+        doc: "`ENABLED` or `DISABLED`",
+    },
+    FieldDoc {
+        name: "description",
+        doc: "the rule's description",
+    },
+    FieldDoc {
+        name: "targets",
+        doc: "exactly one target: the function, with its input",
+    },
+    FieldDoc {
+        name: "tags",
+        doc: "user and ownership tags",
+    },
+];
+
+#[async_trait]
+impl ResourceKind for RuleKind {
+    fn kind(&self) -> Kind {
+        Kind("rule")
+    }
+
+    fn adopt_setting(&self) -> &'static str {
+        "schedule.adopt"
+    }
+
+    fn fields(&self) -> &'static [FieldDoc] {
+        FIELDS
+    }
+
+    fn desired(&self, spec: &Spec, ctx: &Context, _refs: &Refs) -> Vec<Box<dyn Resource>> {
+        let Some(schedule) = &spec.schedule else {
+            return Vec::new();
+        };
+        let Some(function) = spec.function(&schedule.function) else {
+            return Vec::new();
+        };
+        vec![Box::new(Desired {
+            spec: schedule.clone(),
+            tags: desired_tags(&spec.deployment.name, &spec.tags),
+            function_arn: crate::desired::function_arn(ctx, &function.name),
+        })]
+    }
+
+    async fn orphans(&self, ctx: &Context, inventory: &Inventory) -> Result<Vec<String>> {
+        // Rules of the default event bus only: `rule/<name>`.
+        let names = inventory
+            .tagged("events", "rule/")
+            .into_iter()
+            .filter(|name| !name.contains('/'))
+            .collect();
+        confirmed_orphans(self.kind(), inventory, names, |name| async move {
+            match ctx
+                .clients
+                .events
+                .list_tags_for_resource()
+                .resource_arn(rule_arn(ctx, &name))
+                .send()
+                .await
+            {
+                Ok(output) => Ok(owned_by_tags(
+                    ctx,
+                    output
+                        .tags()
+                        .iter()
+                        .map(|tag| (tag.key().to_string(), tag.value().to_string())),
+                )),
+                Err(error)
+                    if error
+                        .as_service_error()
+                        .is_some_and(|e| e.is_resource_not_found_exception()) =>
+                {
+                    Ok(false)
+                }
+                Err(error) => Err(aws_error("ListTagsForResource")(error)),
+            }
+        })
+        .await
+    }
+
+    async fn delete(&self, ctx: &Context, name: &str, _options: DeleteOptions) -> Result<()> {
+        delete(ctx, name).await
+    }
+}
+
+#[async_trait]
+impl Resource for Desired {
+    fn kind(&self) -> &'static dyn ResourceKind {
+        &KIND
+    }
+
+    fn name(&self) -> String {
+        self.spec.name.clone()
+    }
+
+    fn adopt(&self) -> bool {
+        self.spec.adopt
+    }
+
+    fn fields(&self) -> Fields {
+        Desired::fields(self)
+    }
+
+    fn dependencies(&self) -> Vec<ResourceId> {
+        self.function_arn
+            .rsplit_once(":function:")
+            .map(|(_, function)| vec![ResourceId::new(super::function::KIND.kind(), function)])
+            .unwrap_or_default()
+    }
+
+    async fn observe(&self, ctx: &Context) -> Result<Option<Observed>> {
+        Desired::observe(self, ctx).await
+    }
+
+    async fn create(&self, ctx: &Context) -> Result<()> {
+        Desired::create(self, ctx).await
+    }
+
+    async fn update(&self, ctx: &Context, diffs: &[FieldDiff]) -> Result<()> {
+        Desired::update(self, ctx, diffs).await
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
 }

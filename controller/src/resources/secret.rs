@@ -16,6 +16,16 @@ use hmac::{Hmac, Mac};
 use serde_json::json;
 use sha2::Sha256;
 
+use async_trait::async_trait;
+
+use super::{
+    DeleteOptions, FieldDoc, Inventory, Kind, Resource, ResourceKind, confirmed_orphans,
+    owned_by_tags,
+};
+use crate::desired::Refs;
+use crate::ownership::desired_tags;
+use crate::spec::Spec;
+
 use super::{Context, Observed, Result, aws_error, changed, done_or, sync_tags};
 use crate::field::{FieldDiff, Fields};
 use crate::ownership::{comparable_tags, ownership_of};
@@ -237,22 +247,6 @@ impl Desired {
         Ok(())
     }
 
-    /// Schedules the deletion with AWS's 7-day recovery window; an apply
-    /// within that window restores the secret.
-    pub async fn delete(&self, ctx: &Context) -> Result<()> {
-        done_or(
-            ctx.clients
-                .secrets
-                .delete_secret()
-                .secret_id(&self.spec.name)
-                .recovery_window_in_days(7)
-                .send()
-                .await,
-            "DeleteSecret",
-            |e| e.is_resource_not_found_exception(),
-        )
-    }
-
     /// The ARN of the secret, if it exists.
     pub async fn arn(ctx: &Context, name: &str) -> Result<Option<String>> {
         match ctx
@@ -273,6 +267,159 @@ impl Desired {
             }
             Err(error) => Err(aws_error("DescribeSecret")(error)),
         }
+    }
+}
+
+/// Schedules the deletion with AWS's 7-day recovery window; an apply
+/// within that window restores the secret.
+async fn delete(ctx: &Context, name: &str) -> Result<()> {
+    done_or(
+        ctx.clients
+            .secrets
+            .delete_secret()
+            .secret_id(name)
+            .recovery_window_in_days(7)
+            .send()
+            .await,
+        "DeleteSecret",
+        |e| e.is_resource_not_found_exception(),
+    )
+}
+
+/// The Secrets Manager secret kind.
+pub struct SecretKind;
+pub static KIND: SecretKind = SecretKind;
+
+const FIELDS: &[FieldDoc] = &[
+    FieldDoc {
+        name: "description",
+        doc: "the secret's description",
+    },
+    FieldDoc {
+        name: "value",
+        doc: "compared as a keyed digest, never the value",
+    },
+    FieldDoc {
+        name: "scheduled_for_deletion",
+        doc: "a secret pending deletion is restored",
+    },
+    FieldDoc {
+        name: "tags",
+        doc: "user and ownership tags",
+    },
+];
+
+#[async_trait]
+impl ResourceKind for SecretKind {
+    fn kind(&self) -> Kind {
+        Kind("secret")
+    }
+
+    fn adopt_setting(&self) -> &'static str {
+        "panther_secret.adopt"
+    }
+
+    fn fields(&self) -> &'static [FieldDoc] {
+        FIELDS
+    }
+
+    fn desired(&self, spec: &Spec, _ctx: &Context, refs: &Refs) -> Vec<Box<dyn Resource>> {
+        spec.panther_secret
+            .iter()
+            .map(|secret| {
+                Box::new(Desired {
+                    spec: secret.clone(),
+                    tags: desired_tags(&spec.deployment.name, &spec.tags),
+                    value: refs.secret_value.clone(),
+                }) as Box<dyn Resource>
+            })
+            .collect()
+    }
+
+    async fn orphans(&self, ctx: &Context, inventory: &Inventory) -> Result<Vec<String>> {
+        // A secret's ARN ends in `-` and six random characters.
+        let names = inventory
+            .tagged("secretsmanager", "secret:")
+            .into_iter()
+            .filter_map(|name| {
+                let cut = name.len().checked_sub(7)?;
+                (name.as_bytes().get(cut) == Some(&b'-')).then(|| name[..cut].to_string())
+            })
+            .collect();
+        confirmed_orphans(self.kind(), inventory, names, |name| async move {
+            match ctx
+                .clients
+                .secrets
+                .describe_secret()
+                .secret_id(name)
+                .send()
+                .await
+            {
+                Ok(output) => Ok(output.deleted_date().is_none()
+                    && owned_by_tags(
+                        ctx,
+                        output.tags().iter().map(|tag| {
+                            (
+                                tag.key().unwrap_or_default().to_string(),
+                                tag.value().unwrap_or_default().to_string(),
+                            )
+                        }),
+                    )),
+                Err(error)
+                    if error
+                        .as_service_error()
+                        .is_some_and(|e| e.is_resource_not_found_exception()) =>
+                {
+                    Ok(false)
+                }
+                Err(error) => Err(aws_error("DescribeSecret")(error)),
+            }
+        })
+        .await
+    }
+
+    async fn delete(&self, ctx: &Context, name: &str, _options: DeleteOptions) -> Result<()> {
+        delete(ctx, name).await
+    }
+}
+
+#[async_trait]
+impl Resource for Desired {
+    fn kind(&self) -> &'static dyn ResourceKind {
+        &KIND
+    }
+
+    fn name(&self) -> String {
+        self.spec.name.clone()
+    }
+
+    fn adopt(&self) -> bool {
+        self.spec.adopt
+    }
+
+    fn fields(&self) -> Fields {
+        Desired::fields(self)
+    }
+
+    async fn lookup(&self, ctx: &Context, refs: &mut Refs) -> Result<()> {
+        refs.secret_arn = Desired::arn(ctx, &self.spec.name).await?;
+        Ok(())
+    }
+
+    async fn observe(&self, ctx: &Context) -> Result<Option<Observed>> {
+        Desired::observe(self, ctx).await
+    }
+
+    async fn create(&self, ctx: &Context) -> Result<()> {
+        Desired::create(self, ctx).await
+    }
+
+    async fn update(&self, ctx: &Context, diffs: &[FieldDiff]) -> Result<()> {
+        Desired::update(self, ctx, diffs).await
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 }
 
