@@ -9,7 +9,7 @@ use crate::field::{FieldDiff, show};
 use crate::resources::ResourceId;
 
 /// What happens to one resource.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     Create,

@@ -136,6 +136,8 @@ pub struct RequestMatch {
     pub target: Option<String>,
     /// A header the request must carry (any value), e.g. `If-None-Match`.
     pub header: Option<String>,
+    /// Text the request body must contain, e.g. `RoleName=my-role`.
+    pub body_contains: Option<String>,
 }
 
 impl RequestMatch {
@@ -161,6 +163,12 @@ impl RequestMatch {
     /// The same match, further restricted to requests carrying `header`.
     pub fn with_header(mut self, header: &str) -> RequestMatch {
         self.header = Some(header.to_string());
+        self
+    }
+
+    /// The same match, further restricted to bodies containing `text`.
+    pub fn with_body(mut self, text: &str) -> RequestMatch {
+        self.body_contains = Some(text.to_string());
         self
     }
 
@@ -190,6 +198,11 @@ impl RequestMatch {
         }
         if let Some(header) = &self.header
             && !request.headers.contains_key(header.as_str())
+        {
+            return false;
+        }
+        if let Some(text) = &self.body_contains
+            && !String::from_utf8_lossy(request.body).contains(text.as_str())
         {
             return false;
         }
@@ -530,6 +543,7 @@ struct Script {
 
 /// What a script matcher looks at in a request.
 struct RequestView<'a> {
+    body: &'a [u8],
     method: &'a str,
     headers: &'a HeaderMap,
     path: &'a str,
@@ -539,7 +553,7 @@ struct RequestView<'a> {
 }
 
 impl<'a> RequestView<'a> {
-    fn new(parts: &'a hyper::http::request::Parts, body: &[u8]) -> RequestView<'a> {
+    fn new(parts: &'a hyper::http::request::Parts, body: &'a [u8]) -> RequestView<'a> {
         let path = parts.uri.path();
         let form = parts
             .headers
@@ -555,6 +569,7 @@ impl<'a> RequestView<'a> {
             .flatten()
             .or_else(|| form_field(parts.uri.query()?.as_bytes(), "Action"));
         RequestView {
+            body,
             method: parts.method.as_str(),
             headers: &parts.headers,
             path,

@@ -164,6 +164,13 @@ pub enum Rule {
     /// that match the request's tag filters, read from moto's own lists, to
     /// the last page.
     TaggingListsEveryType,
+    /// GetRestApis, GetUsagePlans and GetApiKeys answer one page: at most
+    /// `limit` items ("The maximum number of returned results per page. The
+    /// default value is 25 and the maximum value is 500.", API Gateway API
+    /// reference, GetRestApis / GetUsagePlans / GetApiKeys) and a `position`
+    /// for the next; moto answers every item at once. The layer pages
+    /// moto's full answer.
+    ApiGatewayPages,
 }
 
 /// The strict-AWS state of one proxy: what AWS would remember that moto
@@ -285,6 +292,7 @@ impl StrictAws {
             Some("lambda") => self.observe_lambda(request, response.status, &body),
             Some("s3") => self.observe_s3(request, response).await,
             Some("tagging") => self.observe_tagging(request, response.status, &body).await,
+            Some("apigateway") => self.observe_api_gateway_page(request, response.status, &body),
             _ => None,
         };
         match changed {
@@ -1007,6 +1015,50 @@ impl StrictAws {
             }
         }
         documents
+    }
+
+    // ---- API Gateway pages ---------------------------------------------------
+
+    /// One page of a GetRestApis / GetUsagePlans / GetApiKeys answer, as
+    /// API Gateway pages it (the position is the index of the next item).
+    fn observe_api_gateway_page(
+        &self,
+        request: &StrictRequest,
+        status: StatusCode,
+        body: &Bytes,
+    ) -> Option<Bytes> {
+        let paged = ["restapis", "usageplans", "apikeys"];
+        if request.method != Method::GET
+            || !status.is_success()
+            || !matches!(request.segments().as_slice(), [collection] if paged.contains(&collection.as_str()))
+        {
+            return None;
+        }
+        let mut answer: Value = serde_json::from_slice(body).ok()?;
+        let items = answer["item"].as_array()?.clone();
+        let limit = request
+            .query_value("limit")
+            .and_then(|limit| limit.parse::<usize>().ok())
+            .unwrap_or(25)
+            .clamp(1, 500);
+        let start = request
+            .query_value("position")
+            .and_then(|position| position.parse::<usize>().ok())
+            .unwrap_or(0);
+        let end = (start + limit).min(items.len());
+        let page: Vec<Value> = items.get(start..end).unwrap_or_default().to_vec();
+        answer["item"] = Value::Array(page);
+        match answer.as_object_mut() {
+            Some(object) if end < items.len() => {
+                object.insert("position".into(), json!(end.to_string()));
+                self.count(Rule::ApiGatewayPages);
+            }
+            Some(object) => {
+                object.remove("position");
+            }
+            None => return None,
+        }
+        serde_json::to_vec(&answer).ok().map(Bytes::from)
     }
 
     // ---- Resource Groups Tagging API ---------------------------------------

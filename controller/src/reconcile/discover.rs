@@ -14,6 +14,7 @@ use crate::ownership::{DEPLOYMENT_TAG, MANAGED_BY_TAG, MANAGED_BY_VALUE};
 use crate::resources::{
     self, Context, Inventory, KINDS, Resource, ResourceId, ResourceKind, aws_error,
 };
+use crate::spec::{DEFAULT_ROLE_PATH, Spec};
 
 /// Every ARN tagged as this deployment's, every page.
 async fn tagged_arns(ctx: &Context) -> resources::Result<Vec<String>> {
@@ -59,6 +60,7 @@ async fn tagged_arns(ctx: &Context) -> resources::Result<Vec<String>> {
 /// The orphans of every kind: owned, existing, not named by the file.
 pub(super) async fn orphans(
     ctx: &Context,
+    spec: &Spec,
     desired: &[Box<dyn Resource>],
 ) -> Result<Vec<(&'static dyn ResourceKind, String)>, Error> {
     let tagged_arns = tagged_arns(ctx).await.map_err(|cause| Error::Discover {
@@ -68,6 +70,14 @@ pub(super) async fn orphans(
     let known: std::collections::BTreeSet<ResourceId> =
         desired.iter().map(|resource| resource.id()).collect();
     let function_kind = resources::function::KIND.kind();
+    let mut role_paths: Vec<String> = spec
+        .functions
+        .iter()
+        .map(|function| function.role.path.clone())
+        .chain([DEFAULT_ROLE_PATH.to_string()])
+        .collect();
+    role_paths.sort();
+    role_paths.dedup();
     let inventory = Inventory {
         tagged_arns,
         functions: known
@@ -76,6 +86,7 @@ pub(super) async fn orphans(
             .map(|id| id.name.clone())
             .collect(),
         known,
+        role_paths,
     };
     let found = join_all(
         KINDS

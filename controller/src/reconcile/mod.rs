@@ -248,7 +248,7 @@ impl Controller {
         checks.into_iter().collect::<Result<Vec<()>, Error>>()?;
         let (observed, orphans) = futures::join!(
             self.observe_all(&resources),
-            discover::orphans(&self.ctx, &resources)
+            discover::orphans(&self.ctx, &self.spec, &resources)
         );
         let mut changes: Vec<Change> = resources
             .iter()
@@ -301,7 +301,7 @@ impl Controller {
             }
         };
         let discovered = if orphans {
-            Some(discover::orphans(&self.ctx, &resources).await)
+            Some(discover::orphans(&self.ctx, &self.spec, &resources).await)
         } else {
             None
         };
@@ -380,7 +380,7 @@ impl Controller {
         let resources = self.resources().await?;
         let (observed, orphans) = futures::join!(
             self.observe_all(&resources),
-            discover::orphans(&self.ctx, &resources)
+            discover::orphans(&self.ctx, &self.spec, &resources)
         );
         let mut spec = self.spec.clone();
         spec.bucket.retain_on_destroy = match bucket {

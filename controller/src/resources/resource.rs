@@ -189,9 +189,11 @@ pub struct Inventory {
     pub tagged_arns: Vec<String>,
     /// The resources the file names, by id.
     pub known: std::collections::BTreeSet<ResourceId>,
-    /// Function names found owned (desired or not), for the kinds that live
-    /// inside functions (permissions).
+    /// The functions the file names, for the kinds that live inside
+    /// functions (permissions).
     pub functions: Vec<String>,
+    /// The IAM paths the file's roles live under, and the default path.
+    pub role_paths: Vec<String>,
 }
 
 impl Inventory {

@@ -354,15 +354,48 @@ impl ResourceKind for RoleKind {
             .collect()
     }
 
-    /// IAM roles are not in the tagging API: every role Lambda may assume
-    /// is listed, and the tags of those the file does not name are read.
+    /// IAM roles are not in the tagging API: the roles under the paths the
+    /// file gives its roles (and the default path) are listed, and the tags
+    /// of those Lambda may assume that the file does not name are read. A
+    /// role an earlier file put under a path the file no longer uses is
+    /// not found (README, "Pruning").
     async fn orphans(&self, ctx: &Context, inventory: &Inventory) -> Result<Vec<String>> {
-        let iam = &ctx.clients.iam;
         let mut candidates = Vec::new();
-        let mut marker: Option<String> = None;
+        for path in &inventory.role_paths {
+            candidates.extend(lambda_roles_under(ctx, path).await?);
+        }
+        let iam = &ctx.clients.iam;
+        confirmed_orphans(self.kind(), inventory, candidates, |name| async move {
+            match iam.list_role_tags().role_name(name).send().await {
+                Ok(output) => Ok(owned_by_tags(
+                    ctx,
+                    output
+                        .tags()
+                        .iter()
+                        .map(|tag| (tag.key().to_string(), tag.value().to_string())),
+                )),
+                Err(error) if error_code(&error) == Some("NoSuchEntity") => Ok(false),
+                Err(error) => Err(aws_error("ListRoleTags")(error)),
+            }
+        })
+        .await
+    }
+
+    async fn delete(&self, ctx: &Context, name: &str, _options: DeleteOptions) -> Result<()> {
+        delete(ctx, name).await
+    }
+}
+
+/// The names of the roles under `path` that Lambda may assume, every page.
+async fn lambda_roles_under(ctx: &Context, path: &str) -> Result<Vec<String>> {
+    let iam = &ctx.clients.iam;
+    let mut candidates = Vec::new();
+    let mut marker: Option<String> = None;
+    {
         loop {
             let page = iam
                 .list_roles()
+                .path_prefix(path)
                 .set_marker(marker.clone())
                 .send()
                 .await
@@ -385,25 +418,8 @@ impl ResourceKind for RoleKind {
                 break;
             }
         }
-        confirmed_orphans(self.kind(), inventory, candidates, |name| async move {
-            match iam.list_role_tags().role_name(name).send().await {
-                Ok(output) => Ok(owned_by_tags(
-                    ctx,
-                    output
-                        .tags()
-                        .iter()
-                        .map(|tag| (tag.key().to_string(), tag.value().to_string())),
-                )),
-                Err(error) if error_code(&error) == Some("NoSuchEntity") => Ok(false),
-                Err(error) => Err(aws_error("ListRoleTags")(error)),
-            }
-        })
-        .await
     }
-
-    async fn delete(&self, ctx: &Context, name: &str, _options: DeleteOptions) -> Result<()> {
-        delete(ctx, name).await
-    }
+    Ok(candidates)
 }
 
 #[async_trait]

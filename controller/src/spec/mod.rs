@@ -14,6 +14,9 @@ use std::path::{Path, PathBuf};
 
 pub use locate::Position;
 
+/// The IAM path of execution roles when the file gives none.
+pub const DEFAULT_ROLE_PATH: &str = "/anomaly-controller/";
+
 /// Where a deployment lives and what it is called.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Deployment {

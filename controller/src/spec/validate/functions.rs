@@ -174,7 +174,7 @@ pub(super) fn build_function(
             .role
             .path
             .clone()
-            .unwrap_or_else(|| "/anomaly-controller/".to_string()),
+            .unwrap_or_else(|| crate::spec::DEFAULT_ROLE_PATH.to_string()),
         adopt: raw.role.adopt.unwrap_or(false),
     };
     checker.name(&["functions", key, "role", "name"], &role.name, &ROLE_NAME);
