@@ -532,3 +532,68 @@ fn replace_file(path: &Path, text: impl AsRef<[u8]>) -> std::io::Result<()> {
     std::fs::write(&next, text)?;
     std::fs::rename(&next, path)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_resource_is_backed_off_while_the_others_are_repaired_every_round() {
+    use test_harness::{FaultProxy, FaultRates, RequestMatch, ScriptedResponse};
+    let aws = common::account().await;
+    let sdk = sdk(&aws).await;
+    let proxy = FaultProxy::start(aws.addr(), FaultRates::default()).await;
+    let role = "anomaly-local-training-role";
+    proxy.script(
+        RequestMatch::action("CreateRole").with_body(&format!("RoleName={role}")),
+        ScriptedResponse::query_error(
+            403,
+            "AccessDenied",
+            "not authorized to perform: iam:CreateRole",
+        ),
+        1000,
+    );
+    let config = write_config(&local_config(&proxy.endpoint_url()));
+    let group = "/aws/lambda/anomaly-local-detection";
+    let daemon = Daemon::start(&config.path, "enforce", "1s").await;
+    let key = format!("role {role}");
+    // The role fails with its code and is backed off; the rest converges.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = daemon.status();
+        let resource = &status["resources"][&key];
+        if resource["failures"].as_u64().unwrap_or(0) >= 1
+            && retention(&sdk, group).await == Some(7)
+        {
+            assert!(
+                resource["last_error"]
+                    .as_str()
+                    .is_some_and(|error| error.contains("AccessDenied")),
+                "{resource}"
+            );
+            assert!(resource["retry_at"].is_string(), "{resource}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{status:#}\n{}", daemon.dump());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let attempts = proxy.scripted_count();
+    // Two rounds of drift in an independent resource, each repaired.
+    for days in [30, 14] {
+        set_retention(&sdk, group, days).await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while retention(&sdk, group).await != Some(7) {
+            assert!(
+                Instant::now() < deadline,
+                "not repaired:\n{}",
+                daemon.dump()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    // A terminal error waits the longest (16 intervals here): no new attempt.
+    assert_eq!(proxy.scripted_count(), attempts, "{}", daemon.dump());
+    let backing_off = daemon.logs().into_iter().any(|line| {
+        line["fields"]["message"] == "reconcile failed for this resource; backing off"
+            && line["fields"]["resource"] == key.as_str()
+            && line["fields"]["error_kind"] == "Terminal"
+    });
+    assert!(backing_off, "{}", daemon.dump());
+    daemon.stop().await;
+}

@@ -32,6 +32,8 @@ struct Backoff {
 struct Failure {
     message: String,
     kind: ErrorKind,
+    /// Not attempted because this resource failed: it waits as long.
+    because: Option<ResourceId>,
 }
 
 impl Failure {
@@ -44,6 +46,7 @@ impl Failure {
         Failure {
             message: error.to_string(),
             kind,
+            because: None,
         }
     }
 
@@ -51,6 +54,7 @@ impl Failure {
         Failure {
             message,
             kind: ErrorKind::Terminal,
+            because: None,
         }
     }
 }
@@ -265,11 +269,13 @@ impl Daemon {
                             Status::Failed { error_kind, .. } => Failure {
                                 message: result.status.to_string(),
                                 kind: *error_kind,
+                                because: None,
                             },
-                            // Tried again next round, when what it needs may have settled.
-                            Status::Skipped { .. } => Failure {
+                            // Tried again when what it needs is.
+                            Status::Skipped { because } => Failure {
                                 message: result.status.to_string(),
                                 kind: ErrorKind::Conflict,
+                                because: Some(because.clone()),
                             },
                             Status::Refused { .. } => Failure::terminal(result.status.to_string()),
                         };
@@ -319,15 +325,27 @@ impl Daemon {
         // a conflict (a function still updating) is requeued soon, a
         // terminal one waits the longest or until the file changes; clean
         // resources reset.
-        for (id, failure) in &error_of {
+        // Those skipped for a failed prerequisite wait as long as it does.
+        let (own, waiting): (Vec<_>, Vec<_>) = error_of
+            .iter()
+            .partition(|(_, failure)| failure.because.is_none());
+        for (id, failure) in own.into_iter().chain(waiting) {
             let failures = self.backoff.get(*id).map_or(0, |b| b.failures) + 1;
-            let delay = self.policy.requeue(failure.kind, failures);
+            let prerequisite = failure
+                .because
+                .as_ref()
+                .and_then(|cause| self.backoff.get(cause))
+                .copied();
+            let (delay, kind) = match prerequisite {
+                Some(cause) => (cause.until.saturating_duration_since(now), cause.kind),
+                None => (self.policy.requeue(failure.kind, failures), failure.kind),
+            };
             self.backoff.insert(
                 (*id).clone(),
                 Backoff {
                     failures,
                     until: now + delay,
-                    kind: failure.kind,
+                    kind,
                 },
             );
             self.metrics.error(id.kind.as_str());
