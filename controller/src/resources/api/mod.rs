@@ -1,0 +1,442 @@
+//! The API Gateway REST API kind: the API itself, found by name among the
+//! REST APIs of the account and Region, created, its description and tags
+//! kept, the duplicates a retried create left behind deleted, and deleted.
+//! Its routes live in `routes`, its stage and deployment in `stage`.
+
+mod routes;
+mod stage;
+
+pub use routes::{Route, integration_uri};
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_sdk_apigateway::types::{EndpointConfiguration, EndpointType, Op, PatchOperation};
+use serde_json::json;
+
+use async_trait::async_trait;
+
+use super::{DeleteOptions, FieldDoc, Inventory, Kind, Resource, ResourceId, ResourceKind};
+use crate::desired::Refs;
+use crate::ownership::desired_tags;
+use crate::spec::Spec;
+
+use super::{Context, Observed, Result, aws_error, changed, observed_value, sync_tags};
+use crate::field::{FieldDiff, Fields};
+use crate::ownership::{Ownership, comparable_tags, ownership_of};
+use crate::spec::ApiSpec;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Desired {
+    pub spec: ApiSpec,
+    pub tags: BTreeMap<String, String>,
+    pub routes: Vec<Route>,
+    /// ARN of the access log group, when access logging is on.
+    pub access_log_group_arn: Option<String>,
+}
+
+/// A REST API as `GetRestApis` lists it.
+struct Listed {
+    id: String,
+    name: String,
+    description: String,
+    created: i64,
+    tags: BTreeMap<String, String>,
+}
+
+/// Every REST API of the account and Region, every page.
+async fn list(ctx: &Context) -> Result<Vec<Listed>> {
+    let mut apis = Vec::new();
+    let mut position: Option<String> = None;
+    loop {
+        let page = ctx
+            .clients
+            .apigateway
+            .get_rest_apis()
+            .limit(500)
+            .set_position(position.clone())
+            .send()
+            .await
+            .map_err(aws_error("GetRestApis"))?;
+        for item in page.items() {
+            let tags = item
+                .tags()
+                .map(|tags| {
+                    tags.iter()
+                        .map(|(key, value)| (key.clone(), value.clone()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            apis.push(Listed {
+                id: item.id().unwrap_or_default().to_string(),
+                name: item.name().unwrap_or_default().to_string(),
+                description: item.description().unwrap_or_default().to_string(),
+                created: item
+                    .created_date()
+                    .map(|date| date.secs())
+                    .unwrap_or_default(),
+                tags: comparable_tags(tags),
+            });
+        }
+        position = page.position().map(str::to_string);
+        if position.is_none() || page.items().is_empty() {
+            break;
+        }
+    }
+    Ok(apis)
+}
+
+/// The API a name refers to, as found in AWS.
+struct Found {
+    id: String,
+    ownership: Ownership,
+    description: String,
+    tags: BTreeMap<String, String>,
+    /// Other APIs of the same name this deployment owns (left by a retried create).
+    duplicates: Vec<String>,
+}
+
+impl Desired {
+    pub fn fields(&self) -> Fields {
+        Fields::from([
+            ("description".into(), json!(self.spec.description)),
+            ("routes".into(), json!(self.desired_routes())),
+            ("duplicates".into(), json!([])),
+            ("tags".into(), json!(self.tags)),
+            ("stage.name".into(), json!(self.spec.stage)),
+            ("stage.deployment".into(), json!(self.fingerprint())),
+            (
+                "stage.throttle".into(),
+                json!({"rate_limit": self.spec.throttle_rate_limit, "burst_limit": self.spec.throttle_burst_limit}),
+            ),
+            (
+                "stage.access_log_destination".into(),
+                json!(self.access_log_group_arn),
+            ),
+        ])
+    }
+
+    async fn find(&self, ctx: &Context) -> Result<Option<Found>> {
+        let mut candidates: Vec<Listed> = list(ctx)
+            .await?
+            .into_iter()
+            .filter(|api| api.name == self.spec.name)
+            .collect();
+        candidates.sort_by_key(|api| (api.created, api.id.clone()));
+        let owned: Vec<&Listed> = candidates
+            .iter()
+            .filter(|api| ownership_of(&api.tags, &ctx.deployment) == Ownership::Owned)
+            .collect();
+        let chosen = owned.first().copied().or(candidates.first());
+        Ok(chosen.map(|api| Found {
+            id: api.id.clone(),
+            ownership: ownership_of(&api.tags, &ctx.deployment),
+            description: api.description.clone(),
+            tags: api.tags.clone(),
+            duplicates: owned.iter().skip(1).map(|api| api.id.clone()).collect(),
+        }))
+    }
+
+    /// The id of this deployment's API, if it exists.
+    pub async fn id(&self, ctx: &Context) -> Result<Option<String>> {
+        Ok(self.find(ctx).await?.map(|found| found.id))
+    }
+
+    pub async fn observe(&self, ctx: &Context) -> Result<Option<Observed>> {
+        let Some(found) = self.find(ctx).await? else {
+            return Ok(None);
+        };
+        let routes = self.observe_routes(ctx, &found.id).await?;
+        let stage = self.observe_stage(ctx, &found.id).await?;
+        let mut fields = Fields::from([
+            ("description".into(), json!(found.description)),
+            ("routes".into(), json!(routes)),
+            ("duplicates".into(), json!(found.duplicates)),
+            ("tags".into(), json!(found.tags)),
+        ]);
+        fields.extend(stage);
+        Ok(Some(Observed {
+            ownership: found.ownership,
+            fields,
+        }))
+    }
+
+    pub async fn create(&self, ctx: &Context) -> Result<()> {
+        if self.find(ctx).await?.is_some() {
+            return Ok(());
+        }
+        let tags: HashMap<String, String> = self.tags.clone().into_iter().collect();
+        ctx.clients
+            .apigateway
+            .create_rest_api()
+            .name(&self.spec.name)
+            .description(&self.spec.description)
+            .endpoint_configuration(
+                EndpointConfiguration::builder()
+                    .types(EndpointType::Regional)
+                    .build(),
+            )
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map_err(aws_error("CreateRestApi"))?;
+        Ok(())
+    }
+
+    pub async fn update(&self, ctx: &Context, diffs: &[FieldDiff]) -> Result<()> {
+        let api = &ctx.clients.apigateway;
+        let found = self.find(ctx).await?.ok_or_else(|| {
+            super::Error::Failed(format!("REST API {} disappeared", self.spec.name))
+        })?;
+        let id = found.id.as_str();
+        for duplicate in &found.duplicates {
+            tracing::warn!(api = %self.spec.name, duplicate, "deleting a duplicate REST API of this deployment");
+            api.delete_rest_api()
+                .rest_api_id(duplicate)
+                .send()
+                .await
+                .map_err(aws_error("DeleteRestApi"))?;
+        }
+        if changed(diffs, "description") {
+            api.update_rest_api()
+                .rest_api_id(id)
+                .patch_operations(replace("/description", &self.spec.description))
+                .send()
+                .await
+                .map_err(aws_error("UpdateRestApi"))?;
+        }
+        let arn = format!(
+            "arn:{}:apigateway:{}::/restapis/{id}",
+            ctx.partition, ctx.region
+        );
+        let arn = &arn;
+        sync_tags(
+            &self.tags,
+            diffs,
+            |to_set| async move {
+                api.tag_resource()
+                    .resource_arn(arn)
+                    .set_tags(Some(to_set.into_iter().collect()))
+                    .send()
+                    .await
+                    .map_err(aws_error("TagResource"))?;
+                Ok(())
+            },
+            |to_remove| async move {
+                api.untag_resource()
+                    .resource_arn(arn)
+                    .set_tag_keys(Some(to_remove))
+                    .send()
+                    .await
+                    .map_err(aws_error("UntagResource"))?;
+                Ok(())
+            },
+        )
+        .await?;
+        if let Some(observed) = observed_value(diffs, "routes") {
+            self.converge_routes(ctx, id, observed).await?;
+        }
+        self.converge_stage(ctx, id, diffs).await?;
+        Ok(())
+    }
+}
+
+fn replace(path: &str, value: &str) -> PatchOperation {
+    PatchOperation::builder()
+        .op(Op::Replace)
+        .path(path)
+        .value(value)
+        .build()
+}
+
+/// The REST API kind: the API, its routes, its stage.
+pub struct ApiKind;
+pub static KIND: ApiKind = ApiKind;
+
+const FIELDS: &[FieldDoc] = &[
+    FieldDoc {
+        name: "description",
+        doc: "the API's description",
+    },
+    FieldDoc {
+        name: "routes",
+        doc: "method, path, integration type and URI, API key flag; CORS preflight",
+    },
+    FieldDoc {
+        name: "duplicates",
+        doc: "other APIs of the same name this deployment owns (deleted)",
+    },
+    FieldDoc {
+        name: "tags",
+        doc: "user and ownership tags",
+    },
+    FieldDoc {
+        name: "stage.name",
+        doc: "the stage exists",
+    },
+    FieldDoc {
+        name: "stage.deployment",
+        doc: "the stage's deployment was made from the current routes",
+    },
+    FieldDoc {
+        name: "stage.throttle",
+        doc: "the stage's `*/*` rate and burst limits",
+    },
+    FieldDoc {
+        name: "stage.access_log_destination",
+        doc: "the access log group, or none",
+    },
+];
+
+#[async_trait]
+impl ResourceKind for ApiKind {
+    fn kind(&self) -> Kind {
+        Kind("rest_api")
+    }
+
+    fn adopt_setting(&self) -> &'static str {
+        "api.adopt"
+    }
+
+    fn fields(&self) -> &'static [FieldDoc] {
+        FIELDS
+    }
+
+    fn desired(&self, spec: &Spec, ctx: &Context, _refs: &Refs) -> Vec<Box<dyn Resource>> {
+        let Some(api) = &spec.api else {
+            return Vec::new();
+        };
+        let access_log_group_arn = api.access_logging.then(|| {
+            format!(
+                "arn:{}:logs:{}:{}:log-group:{}",
+                ctx.partition,
+                ctx.region,
+                ctx.account_id,
+                crate::desired::access_log_group_name(&api.name)
+            )
+        });
+        let routes = api
+            .routes
+            .iter()
+            .filter_map(|route| {
+                let function = spec.function(&route.function)?;
+                Some(Route {
+                    method: route.method.clone(),
+                    path: route.path.clone(),
+                    integration_uri: integration_uri(
+                        ctx,
+                        &crate::desired::function_arn(ctx, &function.name),
+                    ),
+                })
+            })
+            .collect();
+        vec![Box::new(Desired {
+            spec: api.clone(),
+            tags: desired_tags(&spec.deployment.name, &spec.tags),
+            routes,
+            access_log_group_arn,
+        })]
+    }
+
+    async fn orphans(&self, ctx: &Context, inventory: &Inventory) -> Result<Vec<String>> {
+        let mut names: Vec<String> = list(ctx)
+            .await?
+            .into_iter()
+            .filter(|api| ownership_of(&api.tags, &ctx.deployment) == Ownership::Owned)
+            .map(|api| api.name)
+            .filter(|name| !inventory.is_known(self.kind(), name))
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
+    /// Deletes every API of this name that this deployment owns.
+    async fn delete(&self, ctx: &Context, name: &str, _options: DeleteOptions) -> Result<()> {
+        for api in list(ctx).await? {
+            if api.name != name || ownership_of(&api.tags, &ctx.deployment) != Ownership::Owned {
+                continue;
+            }
+            match ctx
+                .clients
+                .apigateway
+                .delete_rest_api()
+                .rest_api_id(&api.id)
+                .send()
+                .await
+            {
+                Ok(_) => {}
+                Err(error)
+                    if error
+                        .as_service_error()
+                        .is_some_and(|e| e.is_not_found_exception()) => {}
+                Err(error) => return Err(aws_error("DeleteRestApi")(error)),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Resource for Desired {
+    fn kind(&self) -> &'static dyn ResourceKind {
+        &KIND
+    }
+
+    fn name(&self) -> String {
+        self.spec.name.clone()
+    }
+
+    fn adopt(&self) -> bool {
+        self.spec.adopt
+    }
+
+    fn fields(&self) -> Fields {
+        Desired::fields(self)
+    }
+
+    fn dependencies(&self) -> Vec<ResourceId> {
+        let mut needs: Vec<ResourceId> = self
+            .routes
+            .iter()
+            .filter_map(|route| {
+                let (_, rest) = route.integration_uri.split_once(":function:")?;
+                let function = rest.split('/').next()?;
+                Some(ResourceId::new(super::function::KIND.kind(), function))
+            })
+            .collect();
+        if self.access_log_group_arn.is_some() {
+            needs.push(ResourceId::new(
+                super::log_group::KIND.kind(),
+                crate::desired::access_log_group_name(&self.spec.name),
+            ));
+        }
+        needs.sort();
+        needs.dedup();
+        needs
+    }
+
+    async fn lookup(&self, ctx: &Context, refs: &mut Refs) -> Result<()> {
+        refs.api_id = self.id(ctx).await?;
+        Ok(())
+    }
+
+    async fn preflight(&self, ctx: &Context) -> Result<()> {
+        Desired::preflight(self, ctx).await
+    }
+
+    async fn observe(&self, ctx: &Context) -> Result<Option<Observed>> {
+        Desired::observe(self, ctx).await
+    }
+
+    async fn create(&self, ctx: &Context) -> Result<()> {
+        Desired::create(self, ctx).await
+    }
+
+    async fn update(&self, ctx: &Context, diffs: &[FieldDiff]) -> Result<()> {
+        Desired::update(self, ctx, diffs).await
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
