@@ -68,8 +68,10 @@ fn tags_of(pairs: impl IntoIterator<Item = (String, String)>) -> BTreeMap<String
 }
 
 /// Every resource in the account whose tags name `deployment`, listed with
-/// each service's own calls (every page), as `kind name`.
+/// each service's own calls (every page), as `kind name`. Waits out the
+/// half second a new function's tags take to show first.
 async fn owned_by(sdk: &Sdk, deployment: &str) -> BTreeSet<String> {
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
     let mut owned = BTreeSet::new();
     let mine = |tags: &BTreeMap<String, String>| {
         tags.get(DEPLOYMENT_TAG).map(String::as_str) == Some(deployment)
@@ -172,23 +174,15 @@ async fn owned_by(sdk: &Sdk, deployment: &str) -> BTreeSet<String> {
             .unwrap();
         for function in page.functions() {
             let name = function.function_name().unwrap();
-            // A new function's tags show a few seconds after its creation.
-            for attempt in 0..40 {
-                let found = sdk
-                    .lambda
-                    .get_function()
-                    .function_name(name)
-                    .send()
-                    .await
-                    .unwrap();
-                let tags = tags_of(found.tags().cloned().unwrap_or_default());
-                if mine(&tags) {
-                    owned.insert(format!("function {name}"));
-                }
-                if !tags.is_empty() || attempt == 39 {
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            let found = sdk
+                .lambda
+                .get_function()
+                .function_name(name)
+                .send()
+                .await
+                .unwrap();
+            if mine(&tags_of(found.tags().cloned().unwrap_or_default())) {
+                owned.insert(format!("function {name}"));
             }
         }
         next = page.next_marker().map(str::to_string);
@@ -766,4 +760,275 @@ async fn destroy_leaves_nothing_owned_behind_whatever_earlier_files_named() {
         stdout(&output)
     );
     assert_eq!(owned_by(&sdk, DEPLOYMENT).await, BTreeSet::new());
+}
+
+/// Runs `make(i)` for `0..count`, sixteen at a time.
+async fn many<F, Fut>(count: usize, make: F)
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    use futures::StreamExt;
+    futures::stream::iter((0..count).map(make))
+        .buffer_unordered(16)
+        .collect::<Vec<()>>()
+        .await;
+}
+
+fn api_tags(deployment: Option<&str>) -> Option<std::collections::HashMap<String, String>> {
+    deployment.map(|deployment| {
+        std::collections::HashMap::from([
+            ("managed-by".to_string(), "anomaly-controller".to_string()),
+            (DEPLOYMENT_TAG.to_string(), deployment.to_string()),
+        ])
+    })
+}
+
+/// Whose a foreign resource number `i` is: another deployment's or nobody's.
+fn foreign_owner(i: usize) -> Option<&'static str> {
+    (i % 2 == 0).then_some("anomaly-other")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orphans_are_found_across_every_page_of_a_crowded_account() {
+    let aws = common::account().await;
+    let sdk = sdk(&aws).await;
+    local_controller(&aws).await.apply().await.unwrap();
+    let file_own = owned_by(&sdk, DEPLOYMENT).await;
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    let iam_tags = |deployment: Option<&str>| {
+        api_tags(deployment)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(key, value)| {
+                aws_sdk_iam::types::Tag::builder()
+                    .key(key)
+                    .value(value)
+                    .build()
+                    .unwrap()
+            })
+            .collect::<Vec<_>>()
+    };
+    // One role for the functions, old enough for Lambda to assume.
+    let role_arn = sdk
+        .iam
+        .create_role()
+        .role_name("crowd-function-role")
+        .path("/crowd/")
+        .assume_role_policy_document(trust)
+        .send()
+        .await
+        .unwrap()
+        .role()
+        .unwrap()
+        .arn()
+        .to_string();
+    let mut expected = BTreeSet::new();
+    // More than a page (100) of Lambda roles under the controller's path,
+    // another deployment's or untagged, and one orphan of ours among them.
+    many(120, |i| {
+        let sdk = &sdk;
+        let tags = iam_tags(foreign_owner(i));
+        async move {
+            sdk.iam
+                .create_role()
+                .role_name(format!("crowd-role-{i}"))
+                .path("/anomaly-controller/")
+                .assume_role_policy_document(trust)
+                .set_tags(Some(tags))
+                .send()
+                .await
+                .unwrap();
+        }
+    })
+    .await;
+    sdk.iam
+        .create_role()
+        .role_name("anomaly-local-retired-role")
+        .path("/anomaly-controller/")
+        .assume_role_policy_document(trust)
+        .set_tags(Some(iam_tags(Some(DEPLOYMENT))))
+        .send()
+        .await
+        .unwrap();
+    expected.insert("role anomaly-local-retired-role".to_string());
+    // More than a page (500) of REST APIs and of usage plans, one of ours each.
+    many(505, |i| {
+        let sdk = &sdk;
+        async move {
+            sdk.apigateway
+                .create_rest_api()
+                .name(format!("crowd-api-{i}"))
+                .set_tags(api_tags(foreign_owner(i)))
+                .send()
+                .await
+                .unwrap();
+            sdk.apigateway
+                .create_usage_plan()
+                .name(format!("crowd-plan-{i}"))
+                .set_tags(api_tags(foreign_owner(i)))
+                .send()
+                .await
+                .unwrap();
+        }
+    })
+    .await;
+    sdk.apigateway
+        .create_rest_api()
+        .name("anomaly-local-retired-api")
+        .set_tags(api_tags(Some(DEPLOYMENT)))
+        .send()
+        .await
+        .unwrap();
+    sdk.apigateway
+        .create_usage_plan()
+        .name("anomaly-local-retired-plan")
+        .set_tags(api_tags(Some(DEPLOYMENT)))
+        .send()
+        .await
+        .unwrap();
+    expected.insert("rest_api anomaly-local-retired-api".to_string());
+    expected.insert("usage_plan anomaly-local-retired-plan".to_string());
+    // Rules and functions: foreign ones, and more than a page (50) of ours
+    // for the tagging API to list.
+    many(30, |i| {
+        let sdk = &sdk;
+        async move {
+            let tags = api_tags(foreign_owner(i))
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(key, value)| {
+                    aws_sdk_eventbridge::types::Tag::builder()
+                        .key(key)
+                        .value(value)
+                        .build()
+                        .unwrap()
+                })
+                .collect();
+            sdk.events
+                .put_rule()
+                .name(format!("crowd-rule-{i}"))
+                .schedule_expression("rate(1 day)")
+                .set_tags(Some(tags))
+                .send()
+                .await
+                .unwrap();
+        }
+    })
+    .await;
+    let ours = api_tags(Some(DEPLOYMENT)).unwrap();
+    sdk.events
+        .put_rule()
+        .name("anomaly-local-retired-rule")
+        .schedule_expression("rate(1 day)")
+        .set_tags(Some(
+            ours.iter()
+                .map(|(key, value)| {
+                    aws_sdk_eventbridge::types::Tag::builder()
+                        .key(key)
+                        .value(value)
+                        .build()
+                        .unwrap()
+                })
+                .collect(),
+        ))
+        .send()
+        .await
+        .unwrap();
+    expected.insert("rule anomaly-local-retired-rule".to_string());
+    tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
+    many(90, |i| {
+        let sdk = &sdk;
+        let role_arn = role_arn.clone();
+        let (name, owner) = if i < 30 {
+            (format!("crowd-function-{i}"), foreign_owner(i))
+        } else {
+            (format!("anomaly-local-retired-{i}"), Some(DEPLOYMENT))
+        };
+        async move {
+            sdk.lambda
+                .create_function()
+                .function_name(name)
+                .role(role_arn)
+                .package_type(aws_sdk_lambda::types::PackageType::Image)
+                .code(
+                    aws_sdk_lambda::types::FunctionCode::builder()
+                        .image_uri("123456789012.dkr.ecr.us-east-1.amazonaws.com/crowd:1")
+                        .build(),
+                )
+                .set_tags(api_tags(owner))
+                .send()
+                .await
+                .unwrap();
+        }
+    })
+    .await;
+    expected.extend((30..90).map(|i| format!("function anomaly-local-retired-{i}")));
+    // A new function's tags show a moment after its creation.
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+
+    let controller = local_controller(&aws).await;
+    let plan = controller.plan().await.unwrap();
+    assert_eq!(planned(&plan, Action::Delete), expected, "{plan}");
+    let outcome = controller.apply_plan(plan).await.unwrap();
+    assert!(outcome.succeeded());
+    assert_eq!(
+        owned_by(&sdk, DEPLOYMENT).await,
+        file_own,
+        "only the file's own left"
+    );
+    // Nothing foreign went.
+    let (mut apis, mut position) = (0, None);
+    loop {
+        let page = sdk
+            .apigateway
+            .get_rest_apis()
+            .limit(500)
+            .set_position(position)
+            .send()
+            .await
+            .unwrap();
+        apis += page
+            .items()
+            .iter()
+            .filter(|api| {
+                api.name()
+                    .is_some_and(|name| name.starts_with("crowd-api-"))
+            })
+            .count();
+        position = page.position().map(str::to_string);
+        if position.is_none() {
+            break;
+        }
+    }
+    assert_eq!(apis, 505);
+    assert!(
+        sdk.iam
+            .get_role()
+            .role_name("crowd-role-119")
+            .send()
+            .await
+            .is_ok()
+            && sdk
+                .lambda
+                .get_function()
+                .function_name("crowd-function-29")
+                .send()
+                .await
+                .is_ok()
+            && sdk
+                .events
+                .describe_rule()
+                .name("crowd-rule-29")
+                .send()
+                .await
+                .is_ok()
+    );
+    assert!(
+        aws.strict()
+            .unwrap()
+            .refusals(test_harness::Rule::ApiGatewayPages)
+            > 0,
+        "the API Gateway lists came in pages"
+    );
 }
