@@ -454,7 +454,22 @@ async fn sigterm_during_a_reconcile_finishes_it_exits_zero_and_the_next_run_conv
     let direct = write_config(&local_config(aws.endpoint_url()));
     let mut next = Daemon::start(&direct.path, "enforce", "1m").await;
     next.wait_ready().await;
-    assert_eq!(inventory(&sdk).await, FULL);
+    // A function still settling is requeued, not waited on: a few quick
+    // rounds finish the job.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while inventory(&sdk).await != FULL {
+        assert!(Instant::now() < deadline, "{}", next.dump());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while run_controller(&["diff", direct.path.to_str().unwrap()])
+        .status
+        .code()
+        != Some(0)
+    {
+        assert!(Instant::now() < deadline, "{}", next.dump());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     let diff = run_controller(&["diff", direct.path.to_str().unwrap()]);
     assert_eq!(diff.status.code(), Some(0), "{}", stdout(&diff));
     next.signal("INT");
@@ -595,5 +610,70 @@ async fn a_failing_resource_is_backed_off_while_the_others_are_repaired_every_ro
             && line["fields"]["error_kind"] == "Terminal"
     });
     assert!(backing_off, "{}", daemon.dump());
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_function_still_pending_is_requeued_not_waited_on() {
+    let aws = common::account().await;
+    // Functions stay Pending for 12 s after their creation.
+    let strict = aws.strict().expect("the strict layer");
+    strict.set_settings(test_harness::StrictSettings {
+        function_pending: Duration::from_secs(12),
+        ..strict.settings()
+    });
+    let config = write_config(&local_config(aws.endpoint_url()));
+    let daemon = Daemon::start(&config.path, "enforce", "60s").await;
+    let first = daemon
+        .wait_log(Duration::from_secs(60), |line| {
+            line["fields"]["message"] == "reconciled"
+        })
+        .await;
+    // The round that created the functions did not wait for them.
+    assert!(
+        first["fields"]["seconds"].as_f64().unwrap() < 12.0,
+        "{first}"
+    );
+    let requeued = daemon
+        .logs()
+        .into_iter()
+        .find(|line| {
+            line["fields"]["message"] == "reconcile failed for this resource; backing off"
+                && line["fields"]["resource"] == "function anomaly-local-detection"
+        })
+        .unwrap_or_else(|| panic!("{}", daemon.dump()));
+    assert_eq!(requeued["fields"]["error_kind"], "Conflict", "{requeued}");
+    assert!(
+        requeued["fields"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("still Pending"),
+        "{requeued}"
+    );
+    // Requeued rounds, long before the 60 s interval, finish the job.
+    let deadline = Instant::now() + Duration::from_secs(45);
+    loop {
+        let status = daemon.status();
+        let converged = status["resources"].as_object().is_some_and(|resources| {
+            resources.len() >= 16
+                && resources.values().all(|resource| {
+                    resource["drifted"] == false && resource["last_error"].is_null()
+                })
+        });
+        if converged {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{status:#}\n{}", daemon.dump());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        daemon
+            .logs()
+            .iter()
+            .any(|line| line["fields"]["message"] == "reconciled"
+                && line["fields"]["trigger"] == "Requeue"),
+        "{}",
+        daemon.dump()
+    );
     daemon.stop().await;
 }

@@ -87,6 +87,8 @@ impl Daemon {
         metrics: Arc<Metrics>,
     ) -> Daemon {
         let policy = BackoffPolicy::for_interval(options.interval);
+        let mut controller = controller;
+        never_wait_in_a_round(&mut controller);
         Daemon {
             options,
             controller,
@@ -128,6 +130,7 @@ impl Daemon {
             Ok(controller) => {
                 tracing::info!(config = %path.display(), "configuration reloaded");
                 self.controller = controller;
+                never_wait_in_a_round(&mut self.controller);
                 // A terminal failure waits for the file to change: it has.
                 self.backoff
                     .retain(|_, backoff| backoff.kind != ErrorKind::Terminal);
@@ -465,6 +468,16 @@ impl Daemon {
         status.last_plan = Some(plan.clone());
         status.resources = resources;
     }
+}
+
+/// A function still `Pending` or `InProgress` is requeued (a conflict,
+/// retried within a tenth of an interval), never waited on inside a round.
+fn never_wait_in_a_round(controller: &mut Controller) {
+    let waits = controller.ctx.waits;
+    controller.set_waits(crate::resources::WaitSettings {
+        requeue_when_pending: true,
+        ..waits
+    });
 }
 
 fn bucket_id(controller: &Controller) -> ResourceId {

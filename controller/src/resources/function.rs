@@ -27,6 +27,28 @@ use crate::field::{FieldDiff, Fields};
 use crate::ownership::{comparable_tags, ownership_of};
 use crate::spec::FunctionSpec;
 
+/// How recently a function must have changed for missing tags to be read
+/// again rather than taken for an untagged function.
+const TAGS_SETTLE_WINDOW: std::time::Duration = std::time::Duration::from_secs(600);
+/// The longest wait for a new function's tags to show.
+const TAGS_SETTLE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Whether Lambda's `LastModified` (`2026-12-01T14:56:36.467+0000`, or in
+/// RFC 3339) is within `window` of now.
+fn modified_within(last_modified: Option<&str>, window: std::time::Duration) -> bool {
+    last_modified
+        .and_then(|text| {
+            chrono::DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z")
+                .or_else(|_| chrono::DateTime::parse_from_rfc3339(text))
+                .ok()
+        })
+        .is_some_and(|modified| {
+            (chrono::Utc::now() - modified.with_timezone(&chrono::Utc))
+                .to_std()
+                .is_ok_and(|age| age < window)
+        })
+}
+
 /// Fields changed by `UpdateFunctionCode`.
 const CODE_FIELDS: [&str; 2] = ["image_uri", "architecture"];
 /// Fields changed by `UpdateFunctionConfiguration`.
@@ -171,7 +193,10 @@ impl Desired {
                     .collect()
             })
             .unwrap_or_default();
-        let tags = comparable_tags(tags);
+        let mut tags = comparable_tags(tags);
+        if tags.is_empty() && modified_within(configuration.last_modified(), TAGS_SETTLE_WINDOW) {
+            tags = self.tags_once_visible(ctx).await?;
+        }
         let environment: BTreeMap<String, String> = configuration
             .environment()
             .and_then(|environment| environment.variables())
@@ -226,6 +251,54 @@ impl Desired {
             ownership: ownership_of(&tags, &ctx.deployment),
             fields,
         }))
+    }
+
+    /// The tags of a function changed moments ago and showing none: Lambda
+    /// shows a new function's tags a moment after its creation (tagging is
+    /// eventually consistent), so they are read again for a few seconds
+    /// before the function counts as untagged; a daemon requeues it instead.
+    async fn tags_once_visible(&self, ctx: &Context) -> Result<BTreeMap<String, String>> {
+        let found = std::sync::Mutex::new(BTreeMap::new());
+        let settings = super::WaitSettings {
+            timeout: ctx.waits.timeout.min(TAGS_SETTLE_WAIT),
+            ..ctx.waits
+        };
+        let arn = self.arn(ctx);
+        let waited = until(
+            settings,
+            &format!("the tags of function {} to show", self.spec.name),
+            || async {
+                let listed = ctx
+                    .clients
+                    .lambda
+                    .list_tags()
+                    .resource(&arn)
+                    .send()
+                    .await
+                    .map_err(aws_error("ListTags"))?;
+                let tags = comparable_tags(
+                    listed
+                        .tags()
+                        .map(|tags| tags.clone().into_iter().collect())
+                        .unwrap_or_default(),
+                );
+                if tags.is_empty() {
+                    Ok(Poll::Pending("untagged".into()))
+                } else {
+                    *found.lock().unwrap_or_else(|poison| poison.into_inner()) = tags;
+                    Ok(Poll::Ready)
+                }
+            },
+        )
+        .await;
+        match waited {
+            Ok(()) => Ok(found
+                .into_inner()
+                .unwrap_or_else(|poison| poison.into_inner())),
+            // Still none after the wait: an untagged function, not ours.
+            Err(super::Error::Timeout { .. }) => Ok(BTreeMap::new()),
+            Err(other) => Err(other),
+        }
     }
 
     fn sdk_environment(&self) -> Environment {
@@ -630,5 +703,33 @@ impl Resource for Desired {
 
     fn as_any(&self) -> &dyn std::any::Any {
         self
+    }
+}
+
+#[cfg(test)]
+mod last_modified_tests {
+    use super::modified_within;
+    use std::time::Duration;
+
+    #[test]
+    fn lambda_timestamps_are_read_in_both_spellings() {
+        let now = chrono::Utc::now();
+        let aws = now.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string();
+        let rfc3339 = now.format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string();
+        for text in [&aws, &rfc3339] {
+            assert!(
+                modified_within(Some(text), Duration::from_secs(60)),
+                "{text}"
+            );
+        }
+        let old = (now - chrono::Duration::hours(2))
+            .format("%Y-%m-%dT%H:%M:%S%.3f+0000")
+            .to_string();
+        assert!(!modified_within(Some(&old), Duration::from_secs(600)));
+        assert!(!modified_within(
+            Some("yesterday"),
+            Duration::from_secs(600)
+        ));
+        assert!(!modified_within(None, Duration::from_secs(600)));
     }
 }

@@ -113,6 +113,9 @@ pub enum Error {
     },
     #[error("timed out after {waited:?} waiting for {what}")]
     Timeout { what: String, waited: Duration },
+    /// Something is still settling and the caller asked not to wait.
+    #[error("{what}: still {state}; requeued")]
+    NotReady { what: String, state: String },
     #[error("{0}")]
     Failed(String),
 }
@@ -140,6 +143,7 @@ impl Error {
         match self {
             Error::Aws { kind, .. } => *kind,
             Error::Timeout { .. } => ErrorKind::Transient,
+            Error::NotReady { .. } => ErrorKind::Conflict,
             Error::Failed(_) => ErrorKind::Terminal,
         }
     }

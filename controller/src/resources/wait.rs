@@ -18,6 +18,10 @@ pub struct WaitSettings {
     pub timeout: Duration,
     /// Attempts at a call failing with an eventual-consistency error.
     pub consistency_attempts: usize,
+    /// Instead of waiting for something pending (a function `Pending` or
+    /// `InProgress`), fail at once with [`Error::NotReady`] (a conflict) so
+    /// that the caller requeues it: the daemon never waits inside a round.
+    pub requeue_when_pending: bool,
 }
 
 impl Default for WaitSettings {
@@ -27,6 +31,7 @@ impl Default for WaitSettings {
             max_poll: Duration::from_secs(5),
             timeout: Duration::from_secs(300),
             consistency_attempts: 12,
+            requeue_when_pending: false,
         }
     }
 }
@@ -51,6 +56,12 @@ where
             Poll::Ready => return Ok(()),
             Poll::Failed(reason) => return Err(Error::Failed(format!("{what}: {reason}"))),
             Poll::Pending(state) => {
+                if settings.requeue_when_pending {
+                    return Err(Error::NotReady {
+                        what: what.to_string(),
+                        state,
+                    });
+                }
                 if started.elapsed() >= settings.timeout {
                     return Err(Error::Timeout {
                         what: format!("{what} (still {state})"),

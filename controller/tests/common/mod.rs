@@ -107,6 +107,7 @@ pub fn fast_waits() -> WaitSettings {
         timeout: std::time::Duration::from_secs(20),
         // Enough for the strict layer's role propagation (1.5 s).
         consistency_attempts: 24,
+        requeue_when_pending: false,
     }
 }
 
