@@ -2,12 +2,16 @@
 # Benchmark of the controller against moto: wall time and API calls of a
 # full apply from empty, a no-op diff and a no-op apply.
 #
-#   controller/bench/run.sh [RUNS]     (default 5 runs of each)
+#   controller/bench/run.sh [RUNS] [BASELINE]   (default 5 runs of each)
 #
+# With BASELINE (another build of the controller binary, e.g. of an earlier
+# commit), both binaries run each scenario in turn against the same moto
+# server and the table gains the baseline's figures and the ratio.
 # It starts its own moto server on a free loopback port and stops it after.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs="${1:-5}"
+baseline="${2:-}"
 
 scripts/local-cloud.sh install
 cargo build --quiet -p controller
@@ -28,11 +32,12 @@ sed -e "s|^endpoint_url = .*|endpoint_url = \"http://127.0.0.1:$port\"|" \
 export PANTHER_API_TOKEN=bench-token
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing CONTROLLER_LOG=warn
 
-# Runs one command, prints "<seconds> <total calls> <mutating calls>".
+# Runs one command of binary $1, prints "<seconds> <total calls> <mutating calls>".
 measure() {
-    local start end
+    local start end program="$1"
+    shift
     start=$(date +%s%N)
-    "$bin" "$@" "$work/bench.toml" --output json >"$work/out.json" || [ $? -eq 2 ]
+    "$program" "$@" "$work/bench.toml" --output json >"$work/out.json" || [ $? -eq 2 ]
     end=$(date +%s%N)
     python3 - "$work/out.json" "$start" "$end" <<'PY'
 import json, sys
@@ -43,22 +48,39 @@ PY
 }
 
 declare -A results
+programs=(current)
+[ -n "$baseline" ] && programs+=(baseline)
 for _ in $(seq 1 "$runs"); do
-    curl -fsS -X POST "http://127.0.0.1:$port/moto-api/reset" >/dev/null
-    results[full]+="$(measure apply)"$'\n'
-    results[diff]+="$(measure diff)"$'\n'
-    results[noop]+="$(measure apply)"$'\n'
+    for program in "${programs[@]}"; do
+        binary="$bin"
+        [ "$program" = baseline ] && binary="$baseline"
+        curl -fsS -X POST "http://127.0.0.1:$port/moto-api/reset" >/dev/null
+        results[$program.full]+="$(measure "$binary" apply)"$'\n'
+        results[$program.diff]+="$(measure "$binary" diff)"$'\n'
+        results[$program.noop]+="$(measure "$binary" apply)"$'\n'
+    done
 done
 
-python3 - "$runs" <<PY
+python3 - "$runs" "${programs[*]}" <<PY
 import statistics, sys
-rows = {"apply from empty": """${results[full]}""", "no-op diff": """${results[diff]}""", "no-op apply": """${results[noop]}"""}
-print(f"controller against moto, {sys.argv[1]} runs each (median; debug build)")
-print(f"{'scenario':<18}{'wall s':>9}{'API calls':>11}{'mutating':>10}")
-for name, text in rows.items():
+programs = sys.argv[2].split()
+texts = {
+    "current": {"apply from empty": """${results[current.full]}""", "no-op diff": """${results[current.diff]}""", "no-op apply": """${results[current.noop]}"""},
+    "baseline": {"apply from empty": """${results[baseline.full]:-}""", "no-op diff": """${results[baseline.diff]:-}""", "no-op apply": """${results[baseline.noop]:-}"""},
+}
+def medians(text):
     values = [list(map(float, line.split())) for line in text.strip().splitlines()]
-    wall = statistics.median(v[0] for v in values)
-    calls = statistics.median(v[1] for v in values)
-    mutating = statistics.median(v[2] for v in values)
-    print(f"{name:<18}{wall:>9.3f}{calls:>11.0f}{mutating:>10.0f}")
+    return [statistics.median(v[i] for v in values) for i in range(3)]
+print(f"controller against moto, {sys.argv[1]} runs each (median; debug build)")
+header = f"{'scenario':<18}{'wall s':>9}{'API calls':>11}{'mutating':>10}"
+if "baseline" in programs:
+    header += f"{'base s':>9}{'base calls':>12}{'base mut':>10}{'wall ratio':>12}"
+print(header)
+for name in texts["current"]:
+    wall, calls, mutating = medians(texts["current"][name])
+    line = f"{name:<18}{wall:>9.3f}{calls:>11.0f}{mutating:>10.0f}"
+    if "baseline" in programs:
+        base_wall, base_calls, base_mutating = medians(texts["baseline"][name])
+        line += f"{base_wall:>9.3f}{base_calls:>12.0f}{base_mutating:>10.0f}{wall / base_wall:>12.2f}"
+    print(line)
 PY

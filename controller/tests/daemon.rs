@@ -677,3 +677,48 @@ async fn a_function_still_pending_is_requeued_not_waited_on() {
     );
     daemon.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orphans_are_drift_in_report_mode_and_pruned_in_enforce_mode() {
+    let aws = common::account().await;
+    let sdk = sdk(&aws).await;
+    local_controller(&aws).await.apply().await.unwrap();
+    let mut text = String::new();
+    let mut skipping = false;
+    for line in local_config(aws.endpoint_url()).lines() {
+        if line.starts_with('[') {
+            skipping = line == "[schedule]";
+        }
+        if !skipping {
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    let config = write_config(&text);
+    let rule = "anomaly-local-schedule";
+    let daemon = Daemon::start(&config.path, "report", "1s").await;
+    let line = daemon
+        .wait_log(Duration::from_secs(30), |line| {
+            is_drift(line, &format!("rule {rule}"), "exists")
+        })
+        .await;
+    assert_eq!(line["fields"]["action"], "delete", "{line}");
+    assert_eq!(line["fields"]["desired"], "false");
+    assert_eq!(line["fields"]["reason"], "no longer in the file");
+    let status = daemon.status();
+    assert_eq!(
+        status["resources"][&format!("rule {rule}")]["drifted"],
+        true,
+        "{status:#}"
+    );
+    assert!(sdk.events.describe_rule().name(rule).send().await.is_ok());
+    daemon.stop().await;
+
+    let daemon = Daemon::start(&config.path, "enforce", "1s").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sdk.events.describe_rule().name(rule).send().await.is_ok() {
+        assert!(Instant::now() < deadline, "{}", daemon.dump());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    daemon.stop().await;
+}

@@ -14,7 +14,7 @@ use crate::ownership::{DEPLOYMENT_TAG, MANAGED_BY_TAG, MANAGED_BY_VALUE};
 use crate::resources::{
     self, Context, Inventory, KINDS, Resource, ResourceId, ResourceKind, aws_error,
 };
-use crate::spec::{DEFAULT_ROLE_PATH, Spec};
+use crate::spec::Spec;
 
 /// Every ARN tagged as this deployment's, every page.
 async fn tagged_arns(ctx: &Context) -> resources::Result<Vec<String>> {
@@ -69,29 +69,11 @@ pub(super) async fn orphans(
     })?;
     let known: std::collections::BTreeSet<ResourceId> =
         desired.iter().map(|resource| resource.id()).collect();
-    let function_kind = resources::function::KIND.kind();
-    let mut role_paths: Vec<String> = spec
-        .functions
-        .iter()
-        .map(|function| function.role.path.clone())
-        .chain([DEFAULT_ROLE_PATH.to_string()])
-        .collect();
-    role_paths.sort();
-    role_paths.dedup();
-    let inventory = Inventory {
-        tagged_arns,
-        functions: known
-            .iter()
-            .filter(|id| id.kind == function_kind)
-            .map(|id| id.name.clone())
-            .collect(),
-        known,
-        role_paths,
-    };
+    let inventory = Inventory { tagged_arns, known };
     let found = join_all(
         KINDS
             .iter()
-            .map(|kind| async { (*kind, kind.orphans(ctx, &inventory).await) }),
+            .map(|kind| async { (*kind, kind.orphans(ctx, spec, &inventory).await) }),
     )
     .await;
     let mut orphans = Vec::new();

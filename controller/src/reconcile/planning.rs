@@ -120,7 +120,178 @@ pub fn plan_orphan(resource: ResourceId, keep: Option<String>, prune: bool) -> C
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resources::Kind;
+    use crate::field::Fields;
+    use crate::resources::{
+        Context, DeleteOptions, FieldDoc, Inventory, Kind, Result as ResourceResult,
+    };
+    use async_trait::async_trait;
+    use serde_json::json;
+
+    /// A kind and a resource with fixed fields, for the pure decisions.
+    struct StubKind;
+    static STUB: StubKind = StubKind;
+
+    #[async_trait]
+    impl ResourceKind for StubKind {
+        fn kind(&self) -> Kind {
+            Kind("stub")
+        }
+        fn adopt_setting(&self) -> &'static str {
+            "stub.adopt"
+        }
+        fn fields(&self) -> &'static [FieldDoc] {
+            &[]
+        }
+        fn desired(
+            &self,
+            _: &crate::spec::Spec,
+            _: &Context,
+            _: &crate::desired::Refs,
+        ) -> Vec<Box<dyn Resource>> {
+            Vec::new()
+        }
+        async fn orphans(
+            &self,
+            _: &Context,
+            _: &crate::spec::Spec,
+            _: &Inventory,
+        ) -> ResourceResult<Vec<String>> {
+            Ok(Vec::new())
+        }
+        async fn delete(&self, _: &Context, _: &str, _: DeleteOptions) -> ResourceResult<()> {
+            Ok(())
+        }
+    }
+
+    #[derive(Debug)]
+    struct Stub {
+        adopt: bool,
+        fields: Fields,
+    }
+
+    #[async_trait]
+    impl Resource for Stub {
+        fn kind(&self) -> &'static dyn ResourceKind {
+            &STUB
+        }
+        fn name(&self) -> String {
+            "one".into()
+        }
+        fn adopt(&self) -> bool {
+            self.adopt
+        }
+        fn fields(&self) -> Fields {
+            self.fields.clone()
+        }
+        fn replacement_fields(&self) -> &'static [&'static str] {
+            &["path"]
+        }
+        async fn observe(&self, _: &Context) -> ResourceResult<Option<Observed>> {
+            Ok(None)
+        }
+        async fn create(&self, _: &Context) -> ResourceResult<()> {
+            Ok(())
+        }
+        async fn update(&self, _: &Context, _: &[crate::field::FieldDiff]) -> ResourceResult<()> {
+            Ok(())
+        }
+        fn as_any(&self) -> &dyn std::any::Any {
+            self
+        }
+    }
+
+    fn stub(adopt: bool) -> Stub {
+        Stub {
+            adopt,
+            fields: Fields::from([("memory".into(), json!(128)), ("path".into(), json!("/a/"))]),
+        }
+    }
+
+    fn observed(ownership: Ownership, memory: u32, path: &str) -> Observed {
+        Observed {
+            ownership,
+            fields: Fields::from([
+                ("memory".into(), json!(memory)),
+                ("path".into(), json!(path)),
+            ]),
+        }
+    }
+
+    #[test]
+    fn apply_creates_updates_replaces_or_leaves_alone() {
+        let desired = stub(false);
+        assert_eq!(plan_apply(&desired, None, "d").action, Action::Create);
+        let same = plan_apply(&desired, Some(observed(Ownership::Owned, 128, "/a/")), "d");
+        assert_eq!(same.action, Action::InSync);
+        let update = plan_apply(&desired, Some(observed(Ownership::Owned, 256, "/a/")), "d");
+        assert_eq!(update.action, Action::Update);
+        assert_eq!(update.diffs.len(), 1);
+        assert_eq!(update.diffs[0].field, "memory");
+        assert_eq!(update.diffs[0].observed, json!(256));
+        let replace = plan_apply(&desired, Some(observed(Ownership::Owned, 128, "/b/")), "d");
+        assert_eq!(replace.action, Action::Replace);
+        assert_eq!(
+            replace.reason.as_deref(),
+            Some("path cannot be changed in place")
+        );
+    }
+
+    #[test]
+    fn apply_refuses_what_is_not_owned_unless_adopted() {
+        let other = Some(observed(Ownership::OtherDeployment("e".into()), 128, "/a/"));
+        let refused = plan_apply(&stub(true), other, "d");
+        assert_eq!(
+            refused.action,
+            Action::Refused,
+            "another deployment's: never"
+        );
+        assert!(
+            refused
+                .reason
+                .unwrap()
+                .contains("belongs to deployment \"e\"")
+        );
+        let untagged = plan_apply(
+            &stub(false),
+            Some(observed(Ownership::Unmanaged, 128, "/a/")),
+            "d",
+        );
+        assert_eq!(untagged.action, Action::Refused);
+        assert!(untagged.reason.unwrap().contains("stub.adopt = true"));
+        let adopted = plan_apply(
+            &stub(true),
+            Some(Observed {
+                ownership: Ownership::Unmanaged,
+                fields: Fields::from([("memory".into(), json!(128))]),
+            }),
+            "d",
+        );
+        assert_eq!(adopted.action, Action::Replace, "the path differs too");
+    }
+
+    #[test]
+    fn destroy_deletes_keeps_or_refuses() {
+        let desired = stub(false);
+        assert_eq!(
+            plan_destroy(&desired, None, "d", None).action,
+            Action::Absent
+        );
+        let owned = || Some(observed(Ownership::Owned, 128, "/a/"));
+        assert_eq!(
+            plan_destroy(&desired, owned(), "d", None).action,
+            Action::Delete
+        );
+        let kept = plan_destroy(&desired, owned(), "d", Some("kept".into()));
+        assert_eq!(
+            (kept.action, kept.reason.as_deref()),
+            (Action::Retain, Some("kept"))
+        );
+        let foreign = Some(observed(Ownership::Unmanaged, 128, "/a/"));
+        assert_eq!(
+            plan_destroy(&desired, foreign, "d", None).action,
+            Action::Refused
+        );
+    }
 
     #[test]
     fn orphans_are_deleted_kept_by_their_kind_or_listed_without_pruning() {

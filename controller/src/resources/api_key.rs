@@ -75,7 +75,12 @@ impl ResourceKind for ApiKeyKind {
         })]
     }
 
-    async fn orphans(&self, ctx: &Context, inventory: &Inventory) -> Result<Vec<String>> {
+    async fn orphans(
+        &self,
+        ctx: &Context,
+        _spec: &Spec,
+        inventory: &Inventory,
+    ) -> Result<Vec<String>> {
         let owned: Vec<String> = list(ctx, None)
             .await?
             .into_iter()

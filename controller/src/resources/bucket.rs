@@ -72,7 +72,12 @@ impl ResourceKind for BucketKind {
         })]
     }
 
-    async fn orphans(&self, ctx: &Context, inventory: &Inventory) -> Result<Vec<String>> {
+    async fn orphans(
+        &self,
+        ctx: &Context,
+        _spec: &Spec,
+        inventory: &Inventory,
+    ) -> Result<Vec<String>> {
         confirmed_orphans(
             self.kind(),
             inventory,

@@ -622,7 +622,12 @@ impl ResourceKind for FunctionKind {
             .collect()
     }
 
-    async fn orphans(&self, ctx: &Context, inventory: &Inventory) -> Result<Vec<String>> {
+    async fn orphans(
+        &self,
+        ctx: &Context,
+        _spec: &Spec,
+        inventory: &Inventory,
+    ) -> Result<Vec<String>> {
         confirmed_orphans(
             self.kind(),
             inventory,

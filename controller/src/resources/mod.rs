@@ -418,6 +418,35 @@ where
 }
 
 #[cfg(test)]
+mod tag_tests {
+    use super::tag_changes;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn tags_are_set_changed_and_removed_by_key() {
+        let desired = BTreeMap::from([
+            ("team".to_string(), "sec".to_string()),
+            ("env".to_string(), "prod".to_string()),
+        ]);
+        let observed = serde_json::json!({"team": "ops", "old": "x"});
+        let (set, remove) = tag_changes(&desired, &observed);
+        assert_eq!(
+            set,
+            BTreeMap::from([
+                ("env".to_string(), "prod".to_string()),
+                ("team".to_string(), "sec".to_string()),
+            ])
+        );
+        assert_eq!(remove, ["old"]);
+        let (set, remove) = tag_changes(&desired, &serde_json::json!(desired));
+        assert!(set.is_empty() && remove.is_empty());
+        // Nothing observed (a resource without tags): every tag is set.
+        let (set, remove) = tag_changes(&desired, &serde_json::Value::Null);
+        assert_eq!((set.len(), remove.len()), (2, 0));
+    }
+}
+
+#[cfg(test)]
 mod error_kind_tests {
     use super::{ErrorKind, classify};
 

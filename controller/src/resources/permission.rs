@@ -379,12 +379,19 @@ impl ResourceKind for PermissionKind {
     /// The controller's statements (by their id prefix) on the functions
     /// the file names, that no route or schedule of the file needs. The
     /// statements of a function the file no longer names go with it.
-    async fn orphans(&self, ctx: &Context, inventory: &Inventory) -> Result<Vec<String>> {
+    async fn orphans(
+        &self,
+        ctx: &Context,
+        _spec: &Spec,
+        inventory: &Inventory,
+    ) -> Result<Vec<String>> {
+        let function_kind = super::function::KIND.kind();
         let policies = futures::future::join_all(
             inventory
-                .functions
+                .known
                 .iter()
-                .map(|function| async move { (function, statement_ids(ctx, function).await) }),
+                .filter(|id| id.kind == function_kind)
+                .map(|id| async move { (&id.name, statement_ids(ctx, &id.name).await) }),
         )
         .await;
         let mut orphans = Vec::new();

@@ -92,7 +92,12 @@ pub trait ResourceKind: Send + Sync {
     /// deployment's ownership tags (confirmed by the service itself, not
     /// only by the tagging API, which lists deleted resources for a while)
     /// but that the file no longer names (`inventory.known`).
-    async fn orphans(&self, ctx: &Context, inventory: &Inventory) -> Result<Vec<String>>;
+    async fn orphans(
+        &self,
+        ctx: &Context,
+        spec: &Spec,
+        inventory: &Inventory,
+    ) -> Result<Vec<String>>;
 
     /// Deletes the owned resource of this kind with this name; one already
     /// gone is done.
@@ -189,11 +194,6 @@ pub struct Inventory {
     pub tagged_arns: Vec<String>,
     /// The resources the file names, by id.
     pub known: std::collections::BTreeSet<ResourceId>,
-    /// The functions the file names, for the kinds that live inside
-    /// functions (permissions).
-    pub functions: Vec<String>,
-    /// The IAM paths the file's roles live under, and the default path.
-    pub role_paths: Vec<String>,
 }
 
 impl Inventory {

@@ -359,9 +359,22 @@ impl ResourceKind for RoleKind {
     /// of those Lambda may assume that the file does not name are read. A
     /// role an earlier file put under a path the file no longer uses is
     /// not found (README, "Pruning").
-    async fn orphans(&self, ctx: &Context, inventory: &Inventory) -> Result<Vec<String>> {
+    async fn orphans(
+        &self,
+        ctx: &Context,
+        spec: &Spec,
+        inventory: &Inventory,
+    ) -> Result<Vec<String>> {
+        let mut paths: Vec<&str> = spec
+            .functions
+            .iter()
+            .map(|function| function.role.path.as_str())
+            .chain([crate::spec::DEFAULT_ROLE_PATH])
+            .collect();
+        paths.sort_unstable();
+        paths.dedup();
         let mut candidates = Vec::new();
-        for path in &inventory.role_paths {
+        for path in paths {
             candidates.extend(lambda_roles_under(ctx, path).await?);
         }
         let iam = &ctx.clients.iam;

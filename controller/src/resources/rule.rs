@@ -332,7 +332,12 @@ impl ResourceKind for RuleKind {
         })]
     }
 
-    async fn orphans(&self, ctx: &Context, inventory: &Inventory) -> Result<Vec<String>> {
+    async fn orphans(
+        &self,
+        ctx: &Context,
+        _spec: &Spec,
+        inventory: &Inventory,
+    ) -> Result<Vec<String>> {
         // Rules of the default event bus only: `rule/<name>`.
         let names = inventory
             .tagged("events", "rule/")

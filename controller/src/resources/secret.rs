@@ -336,7 +336,12 @@ impl ResourceKind for SecretKind {
             .collect()
     }
 
-    async fn orphans(&self, ctx: &Context, inventory: &Inventory) -> Result<Vec<String>> {
+    async fn orphans(
+        &self,
+        ctx: &Context,
+        _spec: &Spec,
+        inventory: &Inventory,
+    ) -> Result<Vec<String>> {
         // A secret's ARN ends in `-` and six random characters.
         let names = inventory
             .tagged("secretsmanager", "secret:")

@@ -91,7 +91,12 @@ impl ResourceKind for UsagePlanKind {
         })]
     }
 
-    async fn orphans(&self, ctx: &Context, inventory: &Inventory) -> Result<Vec<String>> {
+    async fn orphans(
+        &self,
+        ctx: &Context,
+        _spec: &Spec,
+        inventory: &Inventory,
+    ) -> Result<Vec<String>> {
         let owned: Vec<String> = list(ctx)
             .await?
             .into_iter()

@@ -337,7 +337,12 @@ impl ResourceKind for ApiKind {
         })]
     }
 
-    async fn orphans(&self, ctx: &Context, inventory: &Inventory) -> Result<Vec<String>> {
+    async fn orphans(
+        &self,
+        ctx: &Context,
+        _spec: &Spec,
+        inventory: &Inventory,
+    ) -> Result<Vec<String>> {
         let mut names: Vec<String> = list(ctx)
             .await?
             .into_iter()
