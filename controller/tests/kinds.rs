@@ -75,7 +75,9 @@ fn every_compared_field_is_documented_by_its_kind() {
     let refs = Refs {
         api_id: Some("a1b2c3d4e5".into()),
         secret_arn: Some("arn:aws:secretsmanager:us-east-1:123456789012:secret:s-AbCdEf".into()),
-        secret_value: Some(controller::resources::secret::SecretValue::new("token".into())),
+        secret_value: Some(controller::resources::secret::SecretValue::new(
+            "token".into(),
+        )),
     };
     for kind in KINDS {
         let resources = kind.desired(&spec, &ctx, &refs);

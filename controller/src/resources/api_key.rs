@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::{
     Context, DeleteOptions, FieldDoc, Inventory, Kind, Observed, Resource, ResourceId,
-    ResourceKind, Result, aws_error, changed, confirmed_orphans, observed_value, sync_tags,
+    ResourceKind, Result, aws_error, changed, confirmed_orphans,
 };
 use crate::desired::Refs;
 use crate::field::{FieldDiff, Fields};
@@ -309,36 +309,13 @@ impl Resource for Desired {
         if changed(diffs, "usage_plans") {
             self.link(ctx, &found.id).await?;
         }
-        let arn = format!(
-            "arn:{}:apigateway:{}::/apikeys/{}",
-            ctx.partition, ctx.region, found.id
-        );
-        let arn = &arn;
-        if observed_value(diffs, "tags").is_some() {
-            sync_tags(
-                &self.tags,
-                diffs,
-                |to_set| async move {
-                    api.tag_resource()
-                        .resource_arn(arn)
-                        .set_tags(Some(to_set.into_iter().collect()))
-                        .send()
-                        .await
-                        .map_err(aws_error("TagResource"))?;
-                    Ok(())
-                },
-                |to_remove| async move {
-                    api.untag_resource()
-                        .resource_arn(arn)
-                        .set_tag_keys(Some(to_remove))
-                        .send()
-                        .await
-                        .map_err(aws_error("UntagResource"))?;
-                    Ok(())
-                },
-            )
-            .await?;
-        }
+        super::api::sync_api_gateway_tags(
+            ctx,
+            &format!("/apikeys/{}", found.id),
+            &self.tags,
+            diffs,
+        )
+        .await?;
         Ok(())
     }
 

@@ -3,6 +3,55 @@
 //! this module gives them one shape so that `plan` and `reconcile` can treat
 //! every resource alike.
 
+/// Implements [`Resource`] for a kind's `Desired` through its own inherent
+/// `fields`, `observe`, `create` and `update` and the module's `KIND`;
+/// the kind's further items (`adopt`, `dependencies`, `lookup`, ...)
+/// follow its name.
+macro_rules! delegated_resource {
+    ($desired:ty, name: |$this:ident| $name:expr $(, $($item:item)*)?) => {
+        #[async_trait::async_trait]
+        impl $crate::resources::Resource for $desired {
+            fn kind(&self) -> &'static dyn $crate::resources::ResourceKind {
+                &KIND
+            }
+
+            fn name(&self) -> String {
+                let $this = self;
+                $name
+            }
+
+            fn fields(&self) -> $crate::field::Fields {
+                <$desired>::fields(self)
+            }
+
+            async fn observe(
+                &self,
+                ctx: &$crate::resources::Context,
+            ) -> $crate::resources::Result<Option<$crate::resources::Observed>> {
+                <$desired>::observe(self, ctx).await
+            }
+
+            async fn create(&self, ctx: &$crate::resources::Context) -> $crate::resources::Result<()> {
+                <$desired>::create(self, ctx).await
+            }
+
+            async fn update(
+                &self,
+                ctx: &$crate::resources::Context,
+                diffs: &[$crate::field::FieldDiff],
+            ) -> $crate::resources::Result<()> {
+                <$desired>::update(self, ctx, diffs).await
+            }
+
+            fn as_any(&self) -> &dyn std::any::Any {
+                self
+            }
+
+            $($($item)*)?
+        }
+    };
+}
+
 pub mod api;
 pub mod api_key;
 pub mod bucket;

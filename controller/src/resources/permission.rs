@@ -461,20 +461,9 @@ async fn remove_statement(ctx: &Context, function: &str, statement_id: &str) -> 
     )
 }
 
-#[async_trait]
-impl Resource for Desired {
-    fn kind(&self) -> &'static dyn ResourceKind {
-        &KIND
-    }
-
-    fn name(&self) -> String {
-        self.id.clone()
-    }
-
-    fn fields(&self) -> Fields {
-        Desired::fields(self)
-    }
-
+delegated_resource!(
+    Desired,
+    name: |this| this.id.clone(),
     fn replacement_fields(&self) -> &'static [&'static str] {
         REPLACEMENT_FIELDS
     }
@@ -487,23 +476,7 @@ impl Resource for Desired {
         needs.extend(self.source.clone());
         needs
     }
-
-    async fn observe(&self, ctx: &Context) -> Result<Option<Observed>> {
-        Desired::observe(self, ctx).await
-    }
-
-    async fn create(&self, ctx: &Context) -> Result<()> {
-        Desired::create(self, ctx).await
-    }
-
-    async fn update(&self, ctx: &Context, diffs: &[FieldDiff]) -> Result<()> {
-        Desired::update(self, ctx, diffs).await
-    }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-}
+);
 
 #[cfg(test)]
 mod tests {

@@ -481,40 +481,13 @@ impl ResourceKind for RepositoryKind {
     }
 }
 
-#[async_trait]
-impl Resource for Desired {
-    fn kind(&self) -> &'static dyn ResourceKind {
-        &KIND
-    }
-
-    fn name(&self) -> String {
-        self.spec.name.clone()
-    }
-
+delegated_resource!(
+    Desired,
+    name: |this| this.spec.name.clone(),
     fn adopt(&self) -> bool {
         self.spec.adopt
     }
-
-    fn fields(&self) -> Fields {
-        Desired::fields(self)
-    }
-
-    async fn observe(&self, ctx: &Context) -> Result<Option<Observed>> {
-        Desired::observe(self, ctx).await
-    }
-
-    async fn create(&self, ctx: &Context) -> Result<()> {
-        Desired::create(self, ctx).await
-    }
-
-    async fn update(&self, ctx: &Context, diffs: &[FieldDiff]) -> Result<()> {
-        Desired::update(self, ctx, diffs).await
-    }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-}
+);
 
 #[cfg(test)]
 mod tests {

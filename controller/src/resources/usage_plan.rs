@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::{
     Context, DeleteOptions, FieldDoc, Inventory, Kind, Observed, Resource, ResourceId,
-    ResourceKind, Result, aws_error, changed, confirmed_orphans, observed_value, sync_tags,
+    ResourceKind, Result, aws_error, changed, confirmed_orphans,
 };
 use crate::desired::{KNOWN_AFTER_APPLY, Refs};
 use crate::field::{FieldDiff, Fields};
@@ -239,13 +239,6 @@ impl Desired {
         json!({"rate_limit": self.rate_limit, "burst_limit": self.burst_limit})
     }
 
-    fn arn(&self, ctx: &Context, id: &str) -> String {
-        format!(
-            "arn:{}:apigateway:{}::/usageplans/{id}",
-            ctx.partition, ctx.region
-        )
-    }
-
     async fn find(&self, ctx: &Context) -> Result<Option<(Found, Ownership)>> {
         let mut named: Vec<Found> = list(ctx)
             .await?
@@ -352,33 +345,13 @@ impl Resource for Desired {
                 .await
                 .map_err(aws_error("UpdateUsagePlan"))?;
         }
-        let arn = self.arn(ctx, &found.id);
-        let arn = &arn;
-        if observed_value(diffs, "tags").is_some() {
-            sync_tags(
-                &self.tags,
-                diffs,
-                |to_set| async move {
-                    api.tag_resource()
-                        .resource_arn(arn)
-                        .set_tags(Some(to_set.into_iter().collect()))
-                        .send()
-                        .await
-                        .map_err(aws_error("TagResource"))?;
-                    Ok(())
-                },
-                |to_remove| async move {
-                    api.untag_resource()
-                        .resource_arn(arn)
-                        .set_tag_keys(Some(to_remove))
-                        .send()
-                        .await
-                        .map_err(aws_error("UntagResource"))?;
-                    Ok(())
-                },
-            )
-            .await?;
-        }
+        super::api::sync_api_gateway_tags(
+            ctx,
+            &format!("/usageplans/{}", found.id),
+            &self.tags,
+            diffs,
+        )
+        .await?;
         Ok(())
     }
 

@@ -34,6 +34,42 @@ pub struct Desired {
     pub access_log_group_arn: Option<String>,
 }
 
+/// Brings the tags of the API Gateway resource at `path` (`/restapis/<id>`,
+/// `/usageplans/<id>`, `/apikeys/<id>`) to `desired`, when they differ.
+pub(crate) async fn sync_api_gateway_tags(
+    ctx: &Context,
+    path: &str,
+    desired: &BTreeMap<String, String>,
+    diffs: &[FieldDiff],
+) -> Result<()> {
+    let api = &ctx.clients.apigateway;
+    let arn = format!("arn:{}:apigateway:{}::{path}", ctx.partition, ctx.region);
+    let arn = &arn;
+    sync_tags(
+        desired,
+        diffs,
+        |to_set| async move {
+            api.tag_resource()
+                .resource_arn(arn)
+                .set_tags(Some(to_set.into_iter().collect()))
+                .send()
+                .await
+                .map_err(aws_error("TagResource"))?;
+            Ok(())
+        },
+        |to_remove| async move {
+            api.untag_resource()
+                .resource_arn(arn)
+                .set_tag_keys(Some(to_remove))
+                .send()
+                .await
+                .map_err(aws_error("UntagResource"))?;
+            Ok(())
+        },
+    )
+    .await
+}
+
 /// A REST API as `GetRestApis` lists it.
 struct Listed {
     id: String,
@@ -204,34 +240,7 @@ impl Desired {
                 .await
                 .map_err(aws_error("UpdateRestApi"))?;
         }
-        let arn = format!(
-            "arn:{}:apigateway:{}::/restapis/{id}",
-            ctx.partition, ctx.region
-        );
-        let arn = &arn;
-        sync_tags(
-            &self.tags,
-            diffs,
-            |to_set| async move {
-                api.tag_resource()
-                    .resource_arn(arn)
-                    .set_tags(Some(to_set.into_iter().collect()))
-                    .send()
-                    .await
-                    .map_err(aws_error("TagResource"))?;
-                Ok(())
-            },
-            |to_remove| async move {
-                api.untag_resource()
-                    .resource_arn(arn)
-                    .set_tag_keys(Some(to_remove))
-                    .send()
-                    .await
-                    .map_err(aws_error("UntagResource"))?;
-                Ok(())
-            },
-        )
-        .await?;
+        sync_api_gateway_tags(ctx, &format!("/restapis/{id}"), &self.tags, diffs).await?;
         if let Some(observed) = observed_value(diffs, "routes") {
             self.converge_routes(ctx, id, observed).await?;
         }
@@ -381,22 +390,11 @@ impl ResourceKind for ApiKind {
     }
 }
 
-#[async_trait]
-impl Resource for Desired {
-    fn kind(&self) -> &'static dyn ResourceKind {
-        &KIND
-    }
-
-    fn name(&self) -> String {
-        self.spec.name.clone()
-    }
-
+delegated_resource!(
+    Desired,
+    name: |this| this.spec.name.clone(),
     fn adopt(&self) -> bool {
         self.spec.adopt
-    }
-
-    fn fields(&self) -> Fields {
-        Desired::fields(self)
     }
 
     fn dependencies(&self) -> Vec<ResourceId> {
@@ -428,20 +426,4 @@ impl Resource for Desired {
     async fn preflight(&self, ctx: &Context) -> Result<()> {
         Desired::preflight(self, ctx).await
     }
-
-    async fn observe(&self, ctx: &Context) -> Result<Option<Observed>> {
-        Desired::observe(self, ctx).await
-    }
-
-    async fn create(&self, ctx: &Context) -> Result<()> {
-        Desired::create(self, ctx).await
-    }
-
-    async fn update(&self, ctx: &Context, diffs: &[FieldDiff]) -> Result<()> {
-        Desired::update(self, ctx, diffs).await
-    }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-}
+);
