@@ -1115,3 +1115,140 @@ async fn a_role_reads_only_the_secrets_its_policy_names() {
     );
     assert_eq!(aws.strict().unwrap().refusals(Rule::SecretAccessDenied), 1);
 }
+
+#[tokio::test]
+async fn get_resources_lists_every_resource_type_with_the_tags() {
+    let aws = strict_aws().await;
+    let moto = moto_config(&aws).await;
+    let tags = std::collections::HashMap::from([("team".to_string(), "t1".to_string())]);
+    let repository = aws_sdk_ecr::Client::new(&moto)
+        .create_repository()
+        .repository_name("tagged/repo")
+        .tags(
+            aws_sdk_ecr::types::Tag::builder()
+                .key("team")
+                .value("t1")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .repository()
+        .unwrap()
+        .repository_arn()
+        .unwrap()
+        .to_string();
+    let rule = aws_sdk_eventbridge::Client::new(&moto)
+        .put_rule()
+        .name("tagged-rule")
+        .schedule_expression("rate(1 day)")
+        .tags(
+            aws_sdk_eventbridge::types::Tag::builder()
+                .key("team")
+                .value("t1")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .rule_arn()
+        .unwrap()
+        .to_string();
+    let apigateway = aws_sdk_apigateway::Client::new(&moto);
+    let api = apigateway
+        .create_rest_api()
+        .name("tagged-api")
+        .set_tags(Some(tags.clone()))
+        .send()
+        .await
+        .unwrap();
+    apigateway
+        .create_rest_api()
+        .name("untagged-api")
+        .send()
+        .await
+        .unwrap();
+    let plan = apigateway
+        .create_usage_plan()
+        .name("tagged-plan")
+        .set_tags(Some(tags.clone()))
+        .send()
+        .await
+        .unwrap();
+    let key = apigateway
+        .create_api_key()
+        .name("tagged-key")
+        .set_tags(Some(tags.clone()))
+        .send()
+        .await
+        .unwrap();
+    let expected: std::collections::BTreeSet<String> = [
+        repository,
+        rule,
+        format!("arn:aws:apigateway:us-east-1::/restapis/{}", api.id().unwrap()),
+        format!("arn:aws:apigateway:us-east-1::/usageplans/{}", plan.id().unwrap()),
+        format!("arn:aws:apigateway:us-east-1::/apikeys/{}", key.id().unwrap()),
+    ]
+    .into();
+    let listed = |config: SdkConfig| async move {
+        aws_sdk_resourcegroupstagging::Client::new(&config)
+            .get_resources()
+            .tag_filters(
+                aws_sdk_resourcegroupstagging::types::TagFilter::builder()
+                    .key("team")
+                    .values("t1")
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap()
+            .resource_tag_mapping_list()
+            .iter()
+            .filter_map(|mapping| mapping.resource_arn().map(str::to_string))
+            .collect::<std::collections::BTreeSet<String>>()
+    };
+    // moto leaves these types out; AWS lists them, and the layer does.
+    assert!(listed(moto).await.is_disjoint(&expected));
+    assert_eq!(listed(strict_config(&aws).await).await, expected);
+    assert!(aws.strict().unwrap().refusals(Rule::TaggingListsEveryType) > 0);
+}
+
+#[tokio::test]
+async fn api_gateway_lists_come_in_pages() {
+    let aws = strict_aws().await;
+    let moto = aws_sdk_apigateway::Client::new(&moto_config(&aws).await);
+    for i in 0..30 {
+        moto.create_rest_api()
+            .name(format!("api-{i}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    // moto: everything at once, whatever the limit.
+    let all = moto.get_rest_apis().limit(10).send().await.unwrap();
+    assert_eq!((all.items().len(), all.position()), (30, None));
+    // AWS: 25 by default, then the rest from the position.
+    let strict = aws_sdk_apigateway::Client::new(&strict_config(&aws).await);
+    let first = strict.get_rest_apis().send().await.unwrap();
+    assert_eq!(first.items().len(), 25);
+    let position = first.position().expect("a next page").to_string();
+    let rest = strict
+        .get_rest_apis()
+        .position(position)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!((rest.items().len(), rest.position()), (5, None));
+    let ids: std::collections::BTreeSet<&str> = first
+        .items()
+        .iter()
+        .chain(rest.items())
+        .filter_map(|api| api.id())
+        .collect();
+    assert_eq!(ids.len(), 30, "no API twice, none left out");
+    let big = strict.get_rest_apis().limit(500).send().await.unwrap();
+    assert_eq!((big.items().len(), big.position()), (30, None));
+    assert!(aws.strict().unwrap().refusals(Rule::ApiGatewayPages) > 0);
+}
