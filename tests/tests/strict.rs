@@ -1187,9 +1187,18 @@ async fn get_resources_lists_every_resource_type_with_the_tags() {
     let expected: std::collections::BTreeSet<String> = [
         repository,
         rule,
-        format!("arn:aws:apigateway:us-east-1::/restapis/{}", api.id().unwrap()),
-        format!("arn:aws:apigateway:us-east-1::/usageplans/{}", plan.id().unwrap()),
-        format!("arn:aws:apigateway:us-east-1::/apikeys/{}", key.id().unwrap()),
+        format!(
+            "arn:aws:apigateway:us-east-1::/restapis/{}",
+            api.id().unwrap()
+        ),
+        format!(
+            "arn:aws:apigateway:us-east-1::/usageplans/{}",
+            plan.id().unwrap()
+        ),
+        format!(
+            "arn:aws:apigateway:us-east-1::/apikeys/{}",
+            key.id().unwrap()
+        ),
     ]
     .into();
     let listed = |config: SdkConfig| async move {
