@@ -32,6 +32,20 @@ sed -e "s|^endpoint_url = .*|endpoint_url = \"http://127.0.0.1:$port\"|" \
 export PANTHER_API_TOKEN=bench-token
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing CONTROLLER_LOG=warn
 
+# The account's API Gateway CloudWatch Logs role (account-wide; access logs
+# need it), set after each reset of moto.
+account_role() {
+    python3 - "http://127.0.0.1:$port" <<'PY'
+import sys, boto3
+endpoint = sys.argv[1]
+iam = boto3.client("iam", endpoint_url=endpoint, region_name="us-east-1")
+apigateway = boto3.client("apigateway", endpoint_url=endpoint, region_name="us-east-1")
+trust = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"apigateway.amazonaws.com"},"Action":"sts:AssumeRole"}]}'
+arn = iam.create_role(RoleName="apigateway-cloudwatch-logs", AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+apigateway.update_account(patchOperations=[{"op": "replace", "path": "/cloudwatchRoleArn", "value": arn}])
+PY
+}
+
 # Runs one command of binary $1, prints "<seconds> <total calls> <mutating calls>".
 measure() {
     local start end program="$1"
@@ -55,6 +69,7 @@ for _ in $(seq 1 "$runs"); do
         binary="$bin"
         [ "$program" = baseline ] && binary="$baseline"
         curl -fsS -X POST "http://127.0.0.1:$port/moto-api/reset" >/dev/null
+        account_role
         results[$program.full]+="$(measure "$binary" apply)"$'\n'
         results[$program.diff]+="$(measure "$binary" diff)"$'\n'
         results[$program.noop]+="$(measure "$binary" apply)"$'\n'
