@@ -215,9 +215,9 @@ pub fn controller_policy(spec: &Spec, partition: &str, account: &str) -> Value {
         "Action": [
             "lambda:GetFunction", "lambda:DeleteFunction",
             "logs:ListTagsForResource", "logs:DeleteLogGroup",
-            "ecr:ListTagsForResource", "ecr:DeleteRepository",
-            "events:ListTagsForResource", "events:ListTargetsByRule", "events:RemoveTargets",
-            "events:DeleteRule",
+            "ecr:DescribeRepositories", "ecr:ListTagsForResource", "ecr:DeleteRepository",
+            "events:DescribeRule", "events:ListTagsForResource", "events:ListTargetsByRule",
+            "events:RemoveTargets", "events:DeleteRule",
             "secretsmanager:DescribeSecret", "secretsmanager:DeleteSecret",
             "iam:ListRoleTags", "iam:ListRolePolicies", "iam:DeleteRolePolicy",
             "iam:ListAttachedRolePolicies", "iam:DetachRolePolicy", "iam:DeleteRole"

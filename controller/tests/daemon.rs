@@ -253,6 +253,15 @@ async fn report_mode_notices_drift_within_an_interval_and_enforce_mode_repairs_i
     assert_eq!(line["fields"]["desired"], "7");
     assert_eq!(line["fields"]["observed"], "30");
 
+    // The status is written when the reconcile that logged the drift ends.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !daemon.logs()[at..]
+        .iter()
+        .any(|line| line["fields"]["message"] == "reconciled")
+    {
+        assert!(Instant::now() < deadline, "{}", daemon.dump());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let status = daemon.status();
     let resource = &status["resources"][DETECTION_LOGS];
     assert_eq!(resource["drifted"], true, "{status:#}");

@@ -51,6 +51,9 @@ pub struct StrictSettings {
     pub function_update: Duration,
     /// How long a new function's tags are invisible.
     pub tag_visibility: Duration,
+    /// How long GetResources keeps listing a resource after it was deleted
+    /// or lost its tags.
+    pub tagging_lag: Duration,
 }
 
 impl Default for StrictSettings {
@@ -62,6 +65,7 @@ impl Default for StrictSettings {
             function_pending: Duration::from_millis(300),
             function_update: Duration::from_millis(300),
             tag_visibility: Duration::from_millis(500),
+            tagging_lag: Duration::from_secs(60),
         }
     }
 }
@@ -164,6 +168,12 @@ pub enum Rule {
     /// that match the request's tag filters, read from moto's own lists, to
     /// the last page.
     TaggingListsEveryType,
+    /// GetResources "returns all the tagged or previously tagged resources"
+    /// (Resource Groups Tagging API reference, GetResources): a resource
+    /// deleted (or untagged) moments ago is still listed, with its old
+    /// tags, for a while; moto drops it at once. The layer keeps listing
+    /// what it listed before for `tagging_lag`.
+    TaggingListsDeleted,
     /// GetRestApis, GetUsagePlans and GetApiKeys answer one page: at most
     /// `limit` items ("The maximum number of returned results per page. The
     /// default value is 25 and the maximum value is 500.", API Gateway API
@@ -191,6 +201,9 @@ struct State {
     credentials: HashMap<String, String>,
     registries: HashSet<String>,
     refusals: BTreeMap<Rule, u64>,
+    /// Every ARN a GetResources answer listed: its tags and when it was
+    /// last there.
+    tagged_seen: HashMap<String, (Value, Instant)>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -1191,22 +1204,50 @@ impl StrictAws {
         }
         let list = answer["ResourceTagMappingList"].as_array_mut()?;
         let mut added = 0;
-        for (arn, tags) in extra {
-            if !matches(&tags)
-                || list
-                    .iter()
-                    .any(|mapping| mapping["ResourceARN"] == arn.as_str())
-            {
-                continue;
-            }
-            list.push(json!({
+        let mut lingering = Vec::new();
+        {
+            let mut state = self.state();
+            let lag = state.settings.tagging_lag;
+            let now = Instant::now();
+            for (arn, tags) in extra {
+                if !matches(&tags)
+                    || list
+                        .iter()
+                        .any(|mapping| mapping["ResourceARN"] == arn.as_str())
+                {
+                    continue;
+                }
+                list.push(json!({
                 "ResourceARN": arn,
                 "Tags": tags.iter().map(|(key, value)| json!({"Key": key, "Value": value})).collect::<Vec<_>>(),
             }));
-            added += 1;
+                added += 1;
+            }
+            for mapping in list.iter() {
+                if let Some(arn) = mapping["ResourceARN"].as_str() {
+                    state
+                        .tagged_seen
+                        .insert(arn.to_string(), (mapping["Tags"].clone(), now));
+                }
+            }
+            for (arn, (tags, seen)) in &state.tagged_seen {
+                if now.duration_since(*seen) < lag
+                    && matches(&key_value_tags(tags, "Key", "Value"))
+                    && !list
+                        .iter()
+                        .any(|mapping| mapping["ResourceARN"] == arn.as_str())
+                {
+                    lingering.push(json!({"ResourceARN": arn, "Tags": tags}));
+                }
+            }
         }
+        let lingered = !lingering.is_empty();
+        list.extend(lingering);
         if added > 0 {
             self.count(Rule::TaggingListsEveryType);
+        }
+        if lingered {
+            self.count(Rule::TaggingListsDeleted);
         }
         serde_json::to_vec(&answer).ok().map(Bytes::from)
     }

@@ -25,6 +25,7 @@ fn quick() -> StrictSettings {
         function_pending: Duration::from_millis(400),
         function_update: Duration::from_millis(400),
         tag_visibility: Duration::from_millis(400),
+        tagging_lag: Duration::from_secs(60),
     }
 }
 
@@ -1260,4 +1261,59 @@ async fn api_gateway_lists_come_in_pages() {
     let big = strict.get_rest_apis().limit(500).send().await.unwrap();
     assert_eq!((big.items().len(), big.position()), (30, None));
     assert!(aws.strict().unwrap().refusals(Rule::ApiGatewayPages) > 0);
+}
+
+#[tokio::test]
+async fn get_resources_keeps_listing_a_deleted_resource_for_a_while() {
+    let aws = strict_aws().await;
+    let moto = moto_config(&aws).await;
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&moto);
+    logs.create_log_group()
+        .log_group_name("/gone/soon")
+        .tags("team", "t1")
+        .send()
+        .await
+        .unwrap();
+    let arn = "arn:aws:logs:us-east-1:123456789012:log-group:/gone/soon";
+    let listed = |config: SdkConfig| async move {
+        aws_sdk_resourcegroupstagging::Client::new(&config)
+            .get_resources()
+            .tag_filters(
+                aws_sdk_resourcegroupstagging::types::TagFilter::builder()
+                    .key("team")
+                    .values("t1")
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap()
+            .resource_tag_mapping_list()
+            .iter()
+            .filter_map(|mapping| mapping.resource_arn().map(str::to_string))
+            .collect::<Vec<String>>()
+    };
+    let strict = strict_config(&aws).await;
+    assert_eq!(listed(strict.clone()).await, [arn]);
+    logs.delete_log_group()
+        .log_group_name("/gone/soon")
+        .send()
+        .await
+        .unwrap();
+    // moto forgets it at once; AWS lists it a while longer.
+    assert!(listed(moto).await.is_empty());
+    assert_eq!(listed(strict.clone()).await, [arn]);
+    assert!(aws.strict().unwrap().refusals(Rule::TaggingListsDeleted) > 0);
+    // Not under other tags.
+    let other = aws_sdk_resourcegroupstagging::Client::new(&strict)
+        .get_resources()
+        .tag_filters(
+            aws_sdk_resourcegroupstagging::types::TagFilter::builder()
+                .key("team")
+                .values("t2")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(other.resource_tag_mapping_list().is_empty());
 }

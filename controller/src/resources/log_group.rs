@@ -212,6 +212,22 @@ impl ResourceKind for LogGroupKind {
             inventory,
             inventory.tagged("logs", "log-group:"),
             |name| async move {
+                // Exists first: the tags of a deleted group may still be listed.
+                let groups = ctx
+                    .clients
+                    .logs
+                    .describe_log_groups()
+                    .log_group_name_prefix(&name)
+                    .send()
+                    .await
+                    .map_err(aws_error("DescribeLogGroups"))?;
+                if !groups
+                    .log_groups()
+                    .iter()
+                    .any(|group| group.log_group_name() == Some(name.as_str()))
+                {
+                    return Ok(false);
+                }
                 let arn = format!(
                     "arn:{}:logs:{}:{}:log-group:{name}",
                     ctx.partition, ctx.region, ctx.account_id

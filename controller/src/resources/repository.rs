@@ -430,6 +430,21 @@ impl ResourceKind for RepositoryKind {
             inventory,
             inventory.tagged("ecr", "repository/"),
             |name| async move {
+                // Exists first: the tags of a deleted repository may still be listed.
+                match ctx
+                    .clients
+                    .ecr
+                    .describe_repositories()
+                    .repository_names(&name)
+                    .send()
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(error) if error_code(&error) == Some("RepositoryNotFoundException") => {
+                        return Ok(false);
+                    }
+                    Err(error) => return Err(aws_error("DescribeRepositories")(error)),
+                }
                 let arn = format!(
                     "arn:{}:ecr:{}:{}:repository/{name}",
                     ctx.partition, ctx.region, ctx.account_id

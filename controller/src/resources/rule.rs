@@ -345,6 +345,18 @@ impl ResourceKind for RuleKind {
             .filter(|name| !name.contains('/'))
             .collect();
         confirmed_orphans(self.kind(), inventory, names, |name| async move {
+            // Exists first: the tags of a deleted rule may still be listed.
+            match ctx.clients.events.describe_rule().name(&name).send().await {
+                Ok(_) => {}
+                Err(error)
+                    if error
+                        .as_service_error()
+                        .is_some_and(|e| e.is_resource_not_found_exception()) =>
+                {
+                    return Ok(false);
+                }
+                Err(error) => return Err(aws_error("DescribeRule")(error)),
+            }
             match ctx
                 .clients
                 .events
