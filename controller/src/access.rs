@@ -148,7 +148,8 @@ pub fn controller_policy(spec: &Spec, partition: &str, account: &str) -> Value {
                 "lambda:DeleteFunction", "lambda:ListTags", "lambda:TagResource",
                 "lambda:UntagResource", "lambda:PutFunctionConcurrency",
                 "lambda:DeleteFunctionConcurrency", "lambda:GetFunctionConcurrency",
-                "lambda:AddPermission", "lambda:RemovePermission", "lambda:GetPolicy"
+                "lambda:AddPermission", "lambda:RemovePermission", "lambda:GetPolicy",
+                "lambda:ListVersionsByFunction", "lambda:ListAliases"
             ],
             "Resource": functions
         }));

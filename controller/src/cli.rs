@@ -104,6 +104,9 @@ enum Command {
         #[arg(long, short = 'y')]
         yes: bool,
     },
+    /// List each function's published versions (digest, when published)
+    /// and which alias sends each what share of traffic; read-only.
+    Releases(ConfigArg),
     /// Delete what the deployment owns, in reverse dependency order.
     Destroy {
         #[command(flatten)]
@@ -256,6 +259,18 @@ async fn execute(command: Command) -> Result<i32> {
             print_json(&crate::access::controller_policy(
                 &spec, partition, &account,
             ))?;
+            Ok(EXIT_OK)
+        }
+        Command::Releases(config) => {
+            let controller = Controller::connect(load(&config)?).await?;
+            let releases = crate::releases::list(&controller).await?;
+            if config.output == Output::Json {
+                print_json(&serde_json::json!({"functions": releases}))?;
+            } else {
+                for function in &releases {
+                    print!("{function}");
+                }
+            }
             Ok(EXIT_OK)
         }
         Command::Diff { config, prune } => {

@@ -17,5 +17,6 @@ pub mod lease;
 pub mod ownership;
 pub mod plan;
 pub mod reconcile;
+pub mod releases;
 pub mod resources;
 pub mod spec;
