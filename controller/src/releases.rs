@@ -56,29 +56,29 @@ async fn of_function(
     function: &str,
 ) -> resources::Result<FunctionReleases> {
     let lambda = &controller.ctx.clients.lambda;
-    let not_found = |code: Option<&str>| code == Some("ResourceNotFoundException");
-    let mut aliases = Vec::new();
-    let mut marker: Option<String> = None;
-    loop {
-        let page = match lambda
-            .list_aliases()
-            .function_name(function)
-            .set_marker(marker.clone())
-            .send()
-            .await
-        {
-            Ok(page) => page,
-            Err(error) if not_found(resources::error_code(&error)) => {
-                return Ok(FunctionReleases {
-                    function: function.to_string(),
-                    deployed: false,
-                    versions: Vec::new(),
-                    aliases: Vec::new(),
-                });
-            }
-            Err(error) => return Err(aws_error("ListAliases")(error)),
-        };
-        for alias in page.aliases() {
+    let listed_aliases = match lambda
+        .list_aliases()
+        .function_name(function)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+    {
+        Ok(aliases) => aliases,
+        Err(error) if resources::error_code(&error) == Some("ResourceNotFoundException") => {
+            return Ok(FunctionReleases {
+                function: function.to_string(),
+                deployed: false,
+                versions: Vec::new(),
+                aliases: Vec::new(),
+            });
+        }
+        Err(error) => return Err(aws_error("ListAliases")(error)),
+    };
+    let aliases: Vec<Alias> = listed_aliases
+        .iter()
+        .map(|alias| {
             let mut additional: Vec<(String, f64)> = alias
                 .routing_config()
                 .and_then(|routing| routing.additional_version_weights())
@@ -90,45 +90,36 @@ async fn of_function(
                 })
                 .unwrap_or_default();
             additional.sort_by(|a, b| a.0.cmp(&b.0));
-            aliases.push(Alias {
+            Alias {
                 name: alias.name().unwrap_or_default().to_string(),
                 version: alias.function_version().unwrap_or_default().to_string(),
                 additional,
-            });
-        }
-        marker = page.next_marker().map(str::to_string);
-        if marker.is_none() {
-            break;
-        }
-    }
-    let mut versions = Vec::new();
-    let mut marker: Option<String> = None;
-    loop {
-        let page = lambda
-            .list_versions_by_function()
-            .function_name(function)
-            .set_marker(marker.clone())
-            .send()
-            .await
-            .map_err(aws_error("ListVersionsByFunction"))?;
-        for version in page.versions() {
-            let number = version.version().unwrap_or_default();
-            if number == "$LATEST" {
-                continue;
             }
-            versions.push(Version {
+        })
+        .collect();
+    let listed_versions = lambda
+        .list_versions_by_function()
+        .function_name(function)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(aws_error("ListVersionsByFunction"))?;
+    let mut versions: Vec<Version> = listed_versions
+        .iter()
+        .filter(|version| version.version() != Some("$LATEST"))
+        .map(|version| {
+            let number = version.version().unwrap_or_default();
+            Version {
                 version: number.to_string(),
                 published: version.last_modified().unwrap_or_default().to_string(),
                 code_sha256: version.code_sha256().unwrap_or_default().to_string(),
                 description: version.description().unwrap_or_default().to_string(),
                 traffic: traffic_of(&aliases, number),
-            });
-        }
-        marker = page.next_marker().map(str::to_string);
-        if marker.is_none() {
-            break;
-        }
-    }
+            }
+        })
+        .collect();
     versions.sort_by_key(|version| version.version.parse::<u64>().unwrap_or(u64::MAX));
     Ok(FunctionReleases {
         function: function.to_string(),

@@ -111,35 +111,30 @@ async fn owned_by(sdk: &Sdk, deployment: &str) -> BTreeSet<String> {
             ));
         }
     }
-    let mut marker = None;
-    loop {
-        let page = sdk
+    let roles = sdk
+        .iam
+        .list_roles()
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .unwrap();
+    for role in roles {
+        let tags = sdk
             .iam
-            .list_roles()
-            .set_marker(marker)
+            .list_role_tags()
+            .role_name(role.role_name())
             .send()
             .await
             .unwrap();
-        for role in page.roles() {
-            let tags = sdk
-                .iam
-                .list_role_tags()
-                .role_name(role.role_name())
-                .send()
-                .await
-                .unwrap();
-            let tags = tags_of(
-                tags.tags()
-                    .iter()
-                    .map(|tag| (tag.key().to_string(), tag.value().to_string())),
-            );
-            if mine(&tags) {
-                owned.insert(format!("role {}", role.role_name()));
-            }
-        }
-        marker = page.marker().map(str::to_string);
-        if !page.is_truncated() {
-            break;
+        let tags = tags_of(
+            tags.tags()
+                .iter()
+                .map(|tag| (tag.key().to_string(), tag.value().to_string())),
+        );
+        if mine(&tags) {
+            owned.insert(format!("role {}", role.role_name()));
         }
     }
     for group in sdk
@@ -163,31 +158,26 @@ async fn owned_by(sdk: &Sdk, deployment: &str) -> BTreeSet<String> {
             owned.insert(format!("log_group {name}"));
         }
     }
-    let mut next = None;
-    loop {
-        let page = sdk
+    let functions = sdk
+        .lambda
+        .list_functions()
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .unwrap();
+    for function in functions {
+        let name = function.function_name().unwrap();
+        let found = sdk
             .lambda
-            .list_functions()
-            .set_marker(next)
+            .get_function()
+            .function_name(name)
             .send()
             .await
             .unwrap();
-        for function in page.functions() {
-            let name = function.function_name().unwrap();
-            let found = sdk
-                .lambda
-                .get_function()
-                .function_name(name)
-                .send()
-                .await
-                .unwrap();
-            if mine(&tags_of(found.tags().cloned().unwrap_or_default())) {
-                owned.insert(format!("function {name}"));
-            }
-        }
-        next = page.next_marker().map(str::to_string);
-        if next.is_none() {
-            break;
+        if mine(&tags_of(found.tags().cloned().unwrap_or_default())) {
+            owned.insert(format!("function {name}"));
         }
     }
     for rule in sdk.events.list_rules().send().await.unwrap().rules() {
@@ -225,65 +215,48 @@ async fn owned_by(sdk: &Sdk, deployment: &str) -> BTreeSet<String> {
             owned.insert(format!("secret {}", secret.name().unwrap()));
         }
     }
-    // API Gateway pages its lists (25 items by default).
+    // API Gateway pages its lists (25 items by default); they carry the tags.
     let api_tags = |tags: Option<&std::collections::HashMap<String, String>>| {
         tags_of(tags.cloned().unwrap_or_default())
     };
-    let mut position = None;
-    loop {
-        let page = sdk
-            .apigateway
-            .get_rest_apis()
-            .set_position(position)
-            .send()
-            .await
-            .unwrap();
-        for api in page.items() {
-            if mine(&api_tags(api.tags())) {
-                owned.insert(format!("rest_api {}", api.name().unwrap()));
-            }
-        }
-        position = page.position().map(str::to_string);
-        if position.is_none() {
-            break;
+    let apigateway = &sdk.apigateway;
+    for api in apigateway
+        .get_rest_apis()
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .unwrap()
+    {
+        if mine(&api_tags(api.tags())) {
+            owned.insert(format!("rest_api {}", api.name().unwrap()));
         }
     }
-    let mut position = None;
-    loop {
-        let page = sdk
-            .apigateway
-            .get_usage_plans()
-            .set_position(position)
-            .send()
-            .await
-            .unwrap();
-        for plan in page.items() {
-            if mine(&api_tags(plan.tags())) {
-                owned.insert(format!("usage_plan {}", plan.name().unwrap()));
-            }
-        }
-        position = page.position().map(str::to_string);
-        if position.is_none() {
-            break;
+    for plan in apigateway
+        .get_usage_plans()
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .unwrap()
+    {
+        if mine(&api_tags(plan.tags())) {
+            owned.insert(format!("usage_plan {}", plan.name().unwrap()));
         }
     }
-    let mut position = None;
-    loop {
-        let page = sdk
-            .apigateway
-            .get_api_keys()
-            .set_position(position)
-            .send()
-            .await
-            .unwrap();
-        for key in page.items() {
-            if mine(&api_tags(key.tags())) {
-                owned.insert(format!("api_key {}", key.name().unwrap()));
-            }
-        }
-        position = page.position().map(str::to_string);
-        if position.is_none() {
-            break;
+    for key in apigateway
+        .get_api_keys()
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .unwrap()
+    {
+        if mine(&api_tags(key.tags())) {
+            owned.insert(format!("api_key {}", key.name().unwrap()));
         }
     }
     owned
@@ -978,29 +951,21 @@ async fn orphans_are_found_across_every_page_of_a_crowded_account() {
         "only the file's own left"
     );
     // Nothing foreign went.
-    let (mut apis, mut position) = (0, None);
-    loop {
-        let page = sdk
-            .apigateway
-            .get_rest_apis()
-            .limit(500)
-            .set_position(position)
-            .send()
-            .await
-            .unwrap();
-        apis += page
-            .items()
-            .iter()
-            .filter(|api| {
-                api.name()
-                    .is_some_and(|name| name.starts_with("crowd-api-"))
-            })
-            .count();
-        position = page.position().map(str::to_string);
-        if position.is_none() {
-            break;
-        }
-    }
+    let apis = sdk
+        .apigateway
+        .get_rest_apis()
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|api| {
+            api.name()
+                .is_some_and(|name| name.starts_with("crowd-api-"))
+        })
+        .count();
     assert_eq!(apis, 505);
     assert!(
         sdk.iam

@@ -18,43 +18,32 @@ use crate::spec::Spec;
 
 /// Every ARN tagged as this deployment's, every page.
 async fn tagged_arns(ctx: &Context) -> resources::Result<Vec<String>> {
-    let mut arns = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page = ctx
-            .clients
-            .tagging
-            .get_resources()
-            .tag_filters(
-                TagFilter::builder()
-                    .key(DEPLOYMENT_TAG)
-                    .values(&ctx.deployment)
-                    .build(),
-            )
-            .tag_filters(
-                TagFilter::builder()
-                    .key(MANAGED_BY_TAG)
-                    .values(MANAGED_BY_VALUE)
-                    .build(),
-            )
-            .set_pagination_token(token.clone())
-            .send()
-            .await
-            .map_err(aws_error("GetResources"))?;
-        arns.extend(
-            page.resource_tag_mapping_list()
-                .iter()
-                .filter_map(|mapping| mapping.resource_arn().map(str::to_string)),
-        );
-        token = page
-            .pagination_token()
-            .filter(|t| !t.is_empty())
-            .map(str::to_string);
-        if token.is_none() {
-            break;
-        }
-    }
-    Ok(arns)
+    let mappings = ctx
+        .clients
+        .tagging
+        .get_resources()
+        .tag_filters(
+            TagFilter::builder()
+                .key(DEPLOYMENT_TAG)
+                .values(&ctx.deployment)
+                .build(),
+        )
+        .tag_filters(
+            TagFilter::builder()
+                .key(MANAGED_BY_TAG)
+                .values(MANAGED_BY_VALUE)
+                .build(),
+        )
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(aws_error("GetResources"))?;
+    Ok(mappings
+        .iter()
+        .filter_map(|mapping| mapping.resource_arn().map(str::to_string))
+        .collect())
 }
 
 /// The orphans of every kind: owned, existing, not named by the file.

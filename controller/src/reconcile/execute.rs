@@ -19,7 +19,7 @@ use super::{Controller, Error, planning};
 use crate::desired::{Refs, desired_resources};
 use crate::field::diff_fields;
 use crate::plan::{Action, Change};
-use crate::resources::{self, DeleteOptions, KINDS, Resource, ResourceKind};
+use crate::resources::{self, DeleteOptions, KINDS, Resource, ResourceKind, kind_named};
 
 /// Whether a plan creates and changes (apply) or deletes (destroy); it
 /// decides the order.
@@ -71,12 +71,10 @@ impl Controller {
                     subjects.push(Subject::Desired(desired.as_ref()));
                 }
                 None => {
-                    let kind = self
-                        .kind_of(&change.resource)
-                        .ok_or_else(|| Error::Observe {
-                            resource: change.resource.clone(),
-                            cause: resources::Error::Failed("no such kind of resource".into()),
-                        })?;
+                    let kind = kind_named(change.resource.kind).ok_or_else(|| Error::Observe {
+                        resource: change.resource.clone(),
+                        cause: resources::Error::Failed("no such kind of resource".into()),
+                    })?;
                     nodes.push(Node {
                         id: change.resource.clone(),
                         dependencies: Vec::new(),
@@ -167,8 +165,9 @@ impl Controller {
             };
             scheduler.finish(
                 node,
+                // A resource destroy may not touch does not hold up the others.
                 status.succeeded()
-                    || matches!(status, Status::Refused { .. }) && mode == Mode::Destroy,
+                    || (matches!(status, Status::Refused { .. }) && mode == Mode::Destroy),
             );
             statuses[node] = Some(status);
             plan.changes[node] = change;

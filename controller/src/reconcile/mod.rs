@@ -16,9 +16,7 @@ use futures::future::join_all;
 use crate::cloud::{CallSummary, Clients};
 use crate::desired::{Refs, desired_resources};
 use crate::plan::{Change, Plan};
-use crate::resources::{
-    self, Context, Resource, ResourceId, ResourceKind, WaitSettings, kind_named,
-};
+use crate::resources::{self, Context, Resource, ResourceId, ResourceKind, WaitSettings};
 use crate::spec::Spec;
 
 pub use execute::Mode;
@@ -472,10 +470,5 @@ impl Controller {
             return Err(Error::Refused(refused));
         }
         Ok(outcome)
-    }
-
-    /// The registered kind of a planned change, or an error naming it.
-    fn kind_of(&self, id: &ResourceId) -> Option<&'static dyn resources::ResourceKind> {
-        kind_named(id.kind)
     }
 }

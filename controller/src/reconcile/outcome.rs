@@ -117,11 +117,4 @@ impl Outcome {
             })
             .count()
     }
-
-    /// The result of one resource.
-    pub fn result(&self, resource: &ResourceId) -> Option<&ResourceResult> {
-        self.results
-            .iter()
-            .find(|result| &result.resource == resource)
-    }
 }

@@ -13,7 +13,7 @@ use super::{
 };
 use crate::desired::Refs;
 use crate::field::{FieldDiff, Fields};
-use crate::ownership::{Ownership, comparable_tags, desired_tags, ownership_of};
+use crate::ownership::{Ownership, desired_tags, ownership_of};
 use crate::spec::Spec;
 
 /// The API key kind.
@@ -119,49 +119,33 @@ impl ResourceKind for ApiKeyKind {
 /// The API keys of the account and Region (those named `name` only, when
 /// given), by name, without their values.
 async fn list(ctx: &Context, name: Option<&str>) -> Result<Vec<(String, Found)>> {
-    let mut keys = Vec::new();
-    let mut position: Option<String> = None;
-    loop {
-        let page = ctx
-            .clients
-            .apigateway
-            .get_api_keys()
-            .set_name_query(name.map(str::to_string))
-            .include_values(false)
-            .limit(500)
-            .set_position(position.clone())
-            .send()
-            .await
-            .map_err(aws_error("GetApiKeys"))?;
-        for key in page.items() {
-            let key_name = key.name().unwrap_or_default().to_string();
-            if name.is_some_and(|name| name != key_name) {
-                continue;
-            }
-            let tags = comparable_tags(
-                key.tags()
-                    .map(|tags| {
-                        tags.iter()
-                            .map(|(key, value)| (key.clone(), value.clone()))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-            );
-            keys.push((
-                key_name,
+    let items = ctx
+        .clients
+        .apigateway
+        .get_api_keys()
+        .set_name_query(name.map(str::to_string))
+        .include_values(false)
+        .limit(500)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(aws_error("GetApiKeys"))?;
+    Ok(items
+        .iter()
+        .filter(|key| name.is_none_or(|name| key.name() == Some(name)))
+        .map(|key| {
+            (
+                key.name().unwrap_or_default().to_string(),
                 Found {
                     id: key.id().unwrap_or_default().to_string(),
                     enabled: key.enabled(),
-                    tags,
+                    tags: super::api::listed_tags(key.tags()),
                 },
-            ));
-        }
-        position = page.position().map(str::to_string);
-        if position.is_none() || page.items().is_empty() {
-            break;
-        }
-    }
-    Ok(keys)
+            )
+        })
+        .collect())
 }
 
 impl Desired {

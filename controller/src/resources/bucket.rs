@@ -17,7 +17,7 @@ use async_trait::async_trait;
 
 use super::{
     Context, DeleteOptions, FieldDoc, Inventory, Kind, Observed, Resource, ResourceKind, Result,
-    aws_error, changed, confirmed_orphans, error_code, owned_by_tags,
+    aws_error, changed, confirmed_orphans, error_code, owned_by_tags, owned_unless_gone,
 };
 use crate::desired::Refs;
 use crate::field::{FieldDiff, Fields};
@@ -111,26 +111,25 @@ impl ResourceKind for BucketKind {
 
 /// Whether the bucket exists and carries this deployment's tags.
 async fn owned_bucket(ctx: &Context, name: &str) -> Result<bool> {
-    match ctx
-        .clients
-        .s3
-        .get_bucket_tagging()
-        .bucket(name)
-        .send()
-        .await
-    {
-        Ok(tagging) => Ok(owned_by_tags(
-            ctx,
-            tagging
-                .tag_set()
-                .iter()
-                .map(|tag| (tag.key().to_string(), tag.value().to_string())),
-        )),
-        Err(error) if matches!(error_code(&error), Some("NoSuchBucket" | "NoSuchTagSet")) => {
-            Ok(false)
-        }
-        Err(error) => Err(aws_error("GetBucketTagging")(error)),
-    }
+    owned_unless_gone(
+        ctx.clients
+            .s3
+            .get_bucket_tagging()
+            .bucket(name)
+            .send()
+            .await,
+        "GetBucketTagging",
+        |error| matches!(error_code(error), Some("NoSuchBucket" | "NoSuchTagSet")),
+        |tagging| {
+            owned_by_tags(
+                ctx,
+                tagging
+                    .tag_set()
+                    .iter()
+                    .map(|tag| (tag.key().to_string(), tag.value().to_string())),
+            )
+        },
+    )
 }
 
 delegated_resource!(

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 
 use super::{
     DeleteOptions, FieldDoc, Inventory, Kind, Resource, ResourceId, ResourceKind,
-    confirmed_orphans, owned_by_tags,
+    confirmed_orphans, owned_by_tags, owned_unless_gone,
 };
 use crate::desired::Refs;
 use crate::ownership::desired_tags;
@@ -633,27 +633,21 @@ impl ResourceKind for FunctionKind {
             inventory,
             inventory.tagged("lambda", "function:"),
             |name| async move {
-                match ctx
-                    .clients
-                    .lambda
-                    .get_function()
-                    .function_name(name)
-                    .send()
-                    .await
-                {
-                    Ok(output) => Ok(owned_by_tags(
-                        ctx,
-                        output.tags().cloned().unwrap_or_default(),
-                    )),
-                    Err(error)
-                        if error
+                owned_unless_gone(
+                    ctx.clients
+                        .lambda
+                        .get_function()
+                        .function_name(name)
+                        .send()
+                        .await,
+                    "GetFunction",
+                    |error| {
+                        error
                             .as_service_error()
-                            .is_some_and(|e| e.is_resource_not_found_exception()) =>
-                    {
-                        Ok(false)
-                    }
-                    Err(error) => Err(aws_error("GetFunction")(error)),
-                }
+                            .is_some_and(|e| e.is_resource_not_found_exception())
+                    },
+                    |output| owned_by_tags(ctx, output.tags().cloned().unwrap_or_default()),
+                )
             },
         )
         .await

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 
 use super::{
     DeleteOptions, FieldDoc, Inventory, Kind, Resource, ResourceKind, confirmed_orphans,
-    owned_by_tags,
+    owned_by_tags, owned_unless_gone,
 };
 use crate::desired::Refs;
 use crate::ownership::desired_tags;
@@ -232,27 +232,21 @@ impl ResourceKind for LogGroupKind {
                     "arn:{}:logs:{}:{}:log-group:{name}",
                     ctx.partition, ctx.region, ctx.account_id
                 );
-                match ctx
-                    .clients
-                    .logs
-                    .list_tags_for_resource()
-                    .resource_arn(arn)
-                    .send()
-                    .await
-                {
-                    Ok(output) => Ok(owned_by_tags(
-                        ctx,
-                        output.tags().cloned().unwrap_or_default(),
-                    )),
-                    Err(error)
-                        if error
+                owned_unless_gone(
+                    ctx.clients
+                        .logs
+                        .list_tags_for_resource()
+                        .resource_arn(arn)
+                        .send()
+                        .await,
+                    "ListTagsForResource",
+                    |error| {
+                        error
                             .as_service_error()
-                            .is_some_and(|e| e.is_resource_not_found_exception()) =>
-                    {
-                        Ok(false)
-                    }
-                    Err(error) => Err(aws_error("ListTagsForResource")(error)),
-                }
+                            .is_some_and(|e| e.is_resource_not_found_exception())
+                    },
+                    |output| owned_by_tags(ctx, output.tags().cloned().unwrap_or_default()),
+                )
             },
         )
         .await

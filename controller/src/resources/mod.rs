@@ -369,6 +369,25 @@ where
     Ok(orphans)
 }
 
+/// The answer to a read of a candidate orphan: what `owned` says of it, or
+/// not ours when `gone` says the resource is not there (any other error
+/// names the operation).
+pub fn owned_unless_gone<T, E>(
+    result: std::result::Result<T, SdkError<E, HttpResponse>>,
+    operation: &'static str,
+    gone: impl FnOnce(&SdkError<E, HttpResponse>) -> bool,
+    owned: impl FnOnce(T) -> bool,
+) -> Result<bool>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match result {
+        Ok(output) => Ok(owned(output)),
+        Err(error) if gone(&error) => Ok(false),
+        Err(error) => Err(aws_error(operation)(error)),
+    }
+}
+
 /// Whether a tag set read from AWS marks a resource as this deployment's.
 pub fn owned_by_tags<K, V>(ctx: &Context, tags: impl IntoIterator<Item = (K, V)>) -> bool
 where

@@ -44,7 +44,7 @@ use async_trait::async_trait;
 
 use super::{
     DeleteOptions, FieldDoc, Inventory, Kind, Resource, ResourceKind, confirmed_orphans,
-    owned_by_tags,
+    owned_by_tags, owned_unless_gone,
 };
 use crate::desired::Refs;
 use crate::ownership::desired_tags;
@@ -449,26 +449,25 @@ impl ResourceKind for RepositoryKind {
                     "arn:{}:ecr:{}:{}:repository/{name}",
                     ctx.partition, ctx.region, ctx.account_id
                 );
-                match ctx
-                    .clients
-                    .ecr
-                    .list_tags_for_resource()
-                    .resource_arn(arn)
-                    .send()
-                    .await
-                {
-                    Ok(output) => Ok(owned_by_tags(
-                        ctx,
-                        output
-                            .tags()
-                            .iter()
-                            .map(|tag| (tag.key().to_string(), tag.value().to_string())),
-                    )),
-                    Err(error) if error_code(&error) == Some("RepositoryNotFoundException") => {
-                        Ok(false)
-                    }
-                    Err(error) => Err(aws_error("ListTagsForResource")(error)),
-                }
+                owned_unless_gone(
+                    ctx.clients
+                        .ecr
+                        .list_tags_for_resource()
+                        .resource_arn(arn)
+                        .send()
+                        .await,
+                    "ListTagsForResource",
+                    |error| error_code(error) == Some("RepositoryNotFoundException"),
+                    |output| {
+                        owned_by_tags(
+                            ctx,
+                            output
+                                .tags()
+                                .iter()
+                                .map(|tag| (tag.key().to_string(), tag.value().to_string())),
+                        )
+                    },
+                )
             },
         )
         .await

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 
 use super::{
     DeleteOptions, FieldDoc, Inventory, Kind, Resource, ResourceKind, confirmed_orphans,
-    owned_by_tags,
+    owned_by_tags, owned_unless_gone,
 };
 use crate::desired::Refs;
 use crate::ownership::desired_tags;
@@ -379,17 +379,20 @@ impl ResourceKind for RoleKind {
         }
         let iam = &ctx.clients.iam;
         confirmed_orphans(self.kind(), inventory, candidates, |name| async move {
-            match iam.list_role_tags().role_name(name).send().await {
-                Ok(output) => Ok(owned_by_tags(
-                    ctx,
-                    output
-                        .tags()
-                        .iter()
-                        .map(|tag| (tag.key().to_string(), tag.value().to_string())),
-                )),
-                Err(error) if error_code(&error) == Some("NoSuchEntity") => Ok(false),
-                Err(error) => Err(aws_error("ListRoleTags")(error)),
-            }
+            owned_unless_gone(
+                iam.list_role_tags().role_name(name).send().await,
+                "ListRoleTags",
+                |error| error_code(error) == Some("NoSuchEntity"),
+                |output| {
+                    owned_by_tags(
+                        ctx,
+                        output
+                            .tags()
+                            .iter()
+                            .map(|tag| (tag.key().to_string(), tag.value().to_string())),
+                    )
+                },
+            )
         })
         .await
     }
@@ -401,38 +404,28 @@ impl ResourceKind for RoleKind {
 
 /// The names of the roles under `path` that Lambda may assume, every page.
 async fn lambda_roles_under(ctx: &Context, path: &str) -> Result<Vec<String>> {
-    let iam = &ctx.clients.iam;
-    let mut candidates = Vec::new();
-    let mut marker: Option<String> = None;
-    {
-        loop {
-            let page = iam
-                .list_roles()
-                .path_prefix(path)
-                .set_marker(marker.clone())
-                .send()
-                .await
-                .map_err(aws_error("ListRoles"))?;
-            for role in page.roles() {
-                let trust = role
-                    .assume_role_policy_document()
-                    .map(|document| {
-                        percent_encoding::percent_decode_str(document)
-                            .decode_utf8_lossy()
-                            .into_owned()
-                    })
-                    .unwrap_or_default();
-                if trust.contains("lambda.amazonaws.com") {
-                    candidates.push(role.role_name().to_string());
-                }
-            }
-            marker = page.marker().map(str::to_string);
-            if !page.is_truncated() || marker.is_none() {
-                break;
-            }
-        }
-    }
-    Ok(candidates)
+    let roles = ctx
+        .clients
+        .iam
+        .list_roles()
+        .path_prefix(path)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(aws_error("ListRoles"))?;
+    Ok(roles
+        .iter()
+        .filter(|role| {
+            role.assume_role_policy_document().is_some_and(|document| {
+                percent_encoding::percent_decode_str(document)
+                    .decode_utf8_lossy()
+                    .contains("lambda.amazonaws.com")
+            })
+        })
+        .map(|role| role.role_name().to_string())
+        .collect())
 }
 
 delegated_resource!(

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 
 use super::{
     DeleteOptions, FieldDoc, Inventory, Kind, Resource, ResourceId, ResourceKind,
-    confirmed_orphans, owned_by_tags,
+    confirmed_orphans, owned_by_tags, owned_unless_gone,
 };
 use crate::desired::Refs;
 use crate::ownership::desired_tags;
@@ -357,30 +357,29 @@ impl ResourceKind for RuleKind {
                 }
                 Err(error) => return Err(aws_error("DescribeRule")(error)),
             }
-            match ctx
-                .clients
-                .events
-                .list_tags_for_resource()
-                .resource_arn(rule_arn(ctx, &name))
-                .send()
-                .await
-            {
-                Ok(output) => Ok(owned_by_tags(
-                    ctx,
-                    output
-                        .tags()
-                        .iter()
-                        .map(|tag| (tag.key().to_string(), tag.value().to_string())),
-                )),
-                Err(error)
-                    if error
+            owned_unless_gone(
+                ctx.clients
+                    .events
+                    .list_tags_for_resource()
+                    .resource_arn(rule_arn(ctx, &name))
+                    .send()
+                    .await,
+                "ListTagsForResource",
+                |error| {
+                    error
                         .as_service_error()
-                        .is_some_and(|e| e.is_resource_not_found_exception()) =>
-                {
-                    Ok(false)
-                }
-                Err(error) => Err(aws_error("ListTagsForResource")(error)),
-            }
+                        .is_some_and(|e| e.is_resource_not_found_exception())
+                },
+                |output| {
+                    owned_by_tags(
+                        ctx,
+                        output
+                            .tags()
+                            .iter()
+                            .map(|tag| (tag.key().to_string(), tag.value().to_string())),
+                    )
+                },
+            )
         })
         .await
     }

@@ -15,7 +15,7 @@ use super::{
 };
 use crate::desired::{KNOWN_AFTER_APPLY, Refs};
 use crate::field::{FieldDiff, Fields};
-use crate::ownership::{Ownership, comparable_tags, desired_tags, ownership_of};
+use crate::ownership::{Ownership, desired_tags, ownership_of};
 use crate::spec::Spec;
 
 /// The usage plan kind.
@@ -145,29 +145,21 @@ impl ResourceKind for UsagePlanKind {
 
 /// Every usage plan of the account and Region, by name.
 async fn list(ctx: &Context) -> Result<Vec<(String, Found)>> {
-    let mut plans = Vec::new();
-    let mut position: Option<String> = None;
-    loop {
-        let page = ctx
-            .clients
-            .apigateway
-            .get_usage_plans()
-            .limit(500)
-            .set_position(position.clone())
-            .send()
-            .await
-            .map_err(aws_error("GetUsagePlans"))?;
-        for plan in page.items() {
-            let tags = comparable_tags(
-                plan.tags()
-                    .map(|tags| {
-                        tags.iter()
-                            .map(|(key, value)| (key.clone(), value.clone()))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-            );
-            plans.push((
+    let items = ctx
+        .clients
+        .apigateway
+        .get_usage_plans()
+        .limit(500)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(aws_error("GetUsagePlans"))?;
+    Ok(items
+        .iter()
+        .map(|plan| {
+            (
                 plan.name().unwrap_or_default().to_string(),
                 Found {
                     id: plan.id().unwrap_or_default().to_string(),
@@ -185,16 +177,11 @@ async fn list(ctx: &Context) -> Result<Vec<(String, Found)>> {
                     throttle: plan.throttle().map_or(Value::Null, |throttle| {
                         json!({"rate_limit": throttle.rate_limit(), "burst_limit": throttle.burst_limit()})
                     }),
-                    tags,
+                    tags: super::api::listed_tags(plan.tags()),
                 },
-            ));
-        }
-        position = page.position().map(str::to_string);
-        if position.is_none() || page.items().is_empty() {
-            break;
-        }
-    }
-    Ok(plans)
+            )
+        })
+        .collect())
 }
 
 /// The usage plans named `name` that this deployment owns.

@@ -81,44 +81,37 @@ struct Listed {
 
 /// Every REST API of the account and Region, every page.
 async fn list(ctx: &Context) -> Result<Vec<Listed>> {
-    let mut apis = Vec::new();
-    let mut position: Option<String> = None;
-    loop {
-        let page = ctx
-            .clients
-            .apigateway
-            .get_rest_apis()
-            .limit(500)
-            .set_position(position.clone())
-            .send()
-            .await
-            .map_err(aws_error("GetRestApis"))?;
-        for item in page.items() {
-            let tags = item
-                .tags()
-                .map(|tags| {
-                    tags.iter()
-                        .map(|(key, value)| (key.clone(), value.clone()))
-                        .collect()
-                })
-                .unwrap_or_default();
-            apis.push(Listed {
-                id: item.id().unwrap_or_default().to_string(),
-                name: item.name().unwrap_or_default().to_string(),
-                description: item.description().unwrap_or_default().to_string(),
-                created: item
-                    .created_date()
-                    .map(|date| date.secs())
-                    .unwrap_or_default(),
-                tags: comparable_tags(tags),
-            });
-        }
-        position = page.position().map(str::to_string);
-        if position.is_none() || page.items().is_empty() {
-            break;
-        }
-    }
-    Ok(apis)
+    let items = ctx
+        .clients
+        .apigateway
+        .get_rest_apis()
+        .limit(500)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(aws_error("GetRestApis"))?;
+    Ok(items
+        .iter()
+        .map(|item| Listed {
+            id: item.id().unwrap_or_default().to_string(),
+            name: item.name().unwrap_or_default().to_string(),
+            description: item.description().unwrap_or_default().to_string(),
+            created: item
+                .created_date()
+                .map(|date| date.secs())
+                .unwrap_or_default(),
+            tags: listed_tags(item.tags()),
+        })
+        .collect())
+}
+
+/// The tags API Gateway lists with a resource, without AWS's own.
+pub(crate) fn listed_tags(
+    tags: Option<&std::collections::HashMap<String, String>>,
+) -> BTreeMap<String, String> {
+    comparable_tags(tags.cloned().unwrap_or_default().into_iter().collect())
 }
 
 /// The API a name refers to, as found in AWS.
