@@ -219,9 +219,14 @@ async fn tcp_with_tls_verify_reaches_a_tls_daemon_and_nothing_else_does() {
     .await
     .unwrap_err();
     eprintln!("client certificate of another CA: {error}");
+    // With TLS 1.3 the daemon refuses the client certificate after the
+    // client has finished its side of the handshake: the refusal reaches the
+    // client as the alert, or, when the daemon has already closed the
+    // connection, as a connection closed before any answer.
+    let text = error.to_string();
     assert!(
         matches!(error, ImageError::DaemonUnreachable { .. })
-            && error.to_string().contains("BadCertificate"),
+            && (text.contains("BadCertificate") || text.contains("connection was not ready")),
         "{error}"
     );
 
