@@ -181,6 +181,24 @@ pub enum Rule {
     /// for the next; moto answers every item at once. The layer pages
     /// moto's full answer.
     ApiGatewayPages,
+    /// CreateAlias / UpdateAlias: the name is 1-128 of `[a-zA-Z0-9-_]`, not
+    /// only digits; the description at most 256 characters; the routing
+    /// configuration names at most one additional version, a published one
+    /// (`[0-9]+`, not `$LATEST`) other than the alias's own, with a weight
+    /// from 0 to 1, and an alias with routing points at a published version
+    /// (Lambda API reference, CreateAlias / UpdateAlias and
+    /// AliasRoutingConfiguration,
+    /// <https://docs.aws.amazon.com/lambda/latest/api/API_AliasRoutingConfiguration.html>;
+    /// developer guide, "Implement Lambda canary deployments using a
+    /// weighted alias": "an alias can point to a maximum of two Lambda
+    /// function versions", "both versions must be published");
+    /// InvalidParameterValueException. moto takes all of it.
+    AliasRouting,
+    /// DeleteFunction with a `Qualifier` naming a version an alias routes
+    /// traffic to is 409 ResourceConflictException ("You can't delete a
+    /// version that an alias references", Lambda API reference,
+    /// DeleteFunction); moto deletes it and leaves the alias dangling.
+    DeleteRoutedVersion,
 }
 
 /// The strict-AWS state of one proxy: what AWS would remember that moto
@@ -381,6 +399,57 @@ impl StrictAws {
             }
             LambdaOperation::AddPermission(name) => {
                 return self.check_statement_id(request, name, &body).await;
+            }
+            LambdaOperation::CreateAlias(_) | LambdaOperation::UpdateAlias(_) => {
+                let name = match &operation {
+                    LambdaOperation::UpdateAlias(_) => request.segments().last().cloned(),
+                    _ => body.get("Name").and_then(Value::as_str).map(str::to_string),
+                };
+                return alias_refusal(name.as_deref(), &body).map(|message| {
+                    (
+                        Rule::AliasRouting,
+                        lambda_error(400, "InvalidParameterValueException", &message),
+                    )
+                });
+            }
+            LambdaOperation::Delete(name) => {
+                let version = request
+                    .query_value("Qualifier")
+                    .filter(|qualifier| qualifier.bytes().all(|b| b.is_ascii_digit()))?;
+                let aliases = self
+                    .upstream_json(
+                        "lambda",
+                        Method::GET,
+                        &format!("/2015-03-31/functions/{name}/aliases"),
+                    )
+                    .await?;
+                let routing: Vec<&str> = aliases
+                    .get("Aliases")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter(|alias| {
+                        alias.get("FunctionVersion").and_then(Value::as_str) == Some(&version)
+                            || alias
+                                .pointer("/RoutingConfig/AdditionalVersionWeights")
+                                .and_then(Value::as_object)
+                                .is_some_and(|weights| weights.contains_key(&version))
+                    })
+                    .filter_map(|alias| alias.get("Name").and_then(Value::as_str))
+                    .collect();
+                if routing.is_empty() {
+                    return None;
+                }
+                return Some((
+                    Rule::DeleteRoutedVersion,
+                    lambda_error(
+                        409,
+                        "ResourceConflictException",
+                        &format!(
+                            "Unable to delete version because the following aliases reference it: {routing:?}"
+                        ),
+                    ),
+                ));
             }
             _ => {}
         }
@@ -1497,6 +1566,9 @@ enum LambdaOperation<'a> {
     PublishVersion(&'a str),
     PutConcurrency(&'a str),
     ListTags(&'a str),
+    CreateAlias(&'a str),
+    UpdateAlias(&'a str),
+    Delete(&'a str),
 }
 
 impl<'a> LambdaOperation<'a> {
@@ -1526,6 +1598,15 @@ impl<'a> LambdaOperation<'a> {
             ["2015-03-31", "functions", name, "versions"] if method == Method::POST => {
                 LambdaOperation::PublishVersion(function_name(name))
             }
+            ["2015-03-31", "functions", name, "aliases"] if method == Method::POST => {
+                LambdaOperation::CreateAlias(function_name(name))
+            }
+            ["2015-03-31", "functions", name, "aliases", _] if method == Method::PUT => {
+                LambdaOperation::UpdateAlias(function_name(name))
+            }
+            ["2015-03-31", "functions", name] if method == Method::DELETE => {
+                LambdaOperation::Delete(function_name(name))
+            }
             ["2017-10-31", "functions", name, "concurrency"] if method == Method::PUT => {
                 LambdaOperation::PutConcurrency(function_name(name))
             }
@@ -1549,7 +1630,10 @@ impl<'a> LambdaOperation<'a> {
             | LambdaOperation::RemovePermission(name)
             | LambdaOperation::PublishVersion(name)
             | LambdaOperation::PutConcurrency(name)
-            | LambdaOperation::ListTags(name) => Some(name),
+            | LambdaOperation::ListTags(name)
+            | LambdaOperation::CreateAlias(name)
+            | LambdaOperation::UpdateAlias(name)
+            | LambdaOperation::Delete(name) => Some(name),
         }
     }
 
@@ -1565,6 +1649,64 @@ impl<'a> LambdaOperation<'a> {
                 | LambdaOperation::PutConcurrency(_)
         )
     }
+}
+
+/// Why Lambda refuses an alias as CreateAlias / UpdateAlias give it
+/// (`name` for a new alias, or the one updated), if it does (see
+/// [`Rule::AliasRouting`]).
+fn alias_refusal(name: Option<&str>, body: &Value) -> Option<String> {
+    if let Some(name) = name {
+        let valid = (1..=128).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && !name.bytes().all(|b| b.is_ascii_digit());
+        if !valid {
+            return Some(format!(
+                "1 validation error detected: Value '{name}' at 'name' failed to satisfy constraint: Member must satisfy regular expression pattern: (?!^[0-9]+$)([a-zA-Z0-9-_]+)"
+            ));
+        }
+    }
+    if let Some(description) = body.get("Description").and_then(Value::as_str)
+        && description.chars().count() > 256
+    {
+        return Some(
+            "1 validation error detected: Value at 'description' failed to satisfy constraint: Member must have length less than or equal to 256".into(),
+        );
+    }
+    let weights = body
+        .pointer("/RoutingConfig/AdditionalVersionWeights")
+        .and_then(Value::as_object)?;
+    if weights.len() > 1 {
+        return Some("Number of items in AdditionalVersionWeights cannot be greater than 1".into());
+    }
+    let target = body.get("FunctionVersion").and_then(Value::as_str);
+    for (version, weight) in weights {
+        if version.is_empty() || !version.bytes().all(|b| b.is_ascii_digit()) {
+            return Some(format!(
+                "Invalid function version {version}. Function version {version} is not a published version."
+            ));
+        }
+        if target == Some(version.as_str()) {
+            return Some(format!(
+                "Invalid function version {version}: the alias's own version cannot be an additional version."
+            ));
+        }
+        if !weight
+            .as_f64()
+            .is_some_and(|weight| (0.0..=1.0).contains(&weight))
+        {
+            return Some(format!(
+                "1 validation error detected: Value '{weight}' at 'routingConfig.additionalVersionWeights' failed to satisfy constraint: Member must have value between 0.0 and 1.0"
+            ));
+        }
+    }
+    if !weights.is_empty() && target == Some("$LATEST") {
+        return Some(
+            "$LATEST is not supported for an alias pointing to more than 1 version".into(),
+        );
+    }
+    None
 }
 
 /// The function name in a name, a `name:qualifier` or a (partial) ARN.

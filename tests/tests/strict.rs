@@ -1317,3 +1317,173 @@ async fn get_resources_keeps_listing_a_deleted_resource_for_a_while() {
         .unwrap();
     assert!(other.resource_tag_mapping_list().is_empty());
 }
+
+/// A function with versions 1 and 2, made through moto directly.
+async fn function_with_two_versions(aws: &LocalAws, role: &str) -> aws_sdk_lambda::Client {
+    let moto_lambda = aws_sdk_lambda::Client::new(&moto_config(aws).await);
+    create_function(&moto_lambda, "f", role)
+        .send()
+        .await
+        .unwrap();
+    moto_lambda
+        .publish_version()
+        .function_name("f")
+        .send()
+        .await
+        .unwrap();
+    moto_lambda
+        .update_function_configuration()
+        .function_name("f")
+        .memory_size(256)
+        .send()
+        .await
+        .unwrap();
+    let second = moto_lambda
+        .publish_version()
+        .function_name("f")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(second.version(), Some("2"));
+    moto_lambda
+}
+
+/// An alias as CreateAlias gets it: name, version, routing weights,
+/// description.
+type AliasCase = (&'static str, &'static str, Vec<(&'static str, f64)>, String);
+
+fn routing(weights: &[(&str, f64)]) -> aws_sdk_lambda::types::AliasRoutingConfiguration {
+    aws_sdk_lambda::types::AliasRoutingConfiguration::builder()
+        .set_additional_version_weights(Some(
+            weights
+                .iter()
+                .map(|(version, weight)| (version.to_string(), *weight))
+                .collect(),
+        ))
+        .build()
+}
+
+#[tokio::test]
+async fn alias_names_and_routing_are_checked_as_lambda_does() {
+    let aws = strict_aws().await;
+    let role = settled_role(&aws, "runner").await;
+    let moto_lambda = function_with_two_versions(&aws, &role).await;
+    let lambda = aws_sdk_lambda::Client::new(&strict_config(&aws).await);
+    // (alias name, its version, routing weights, description)
+    let refused: Vec<AliasCase> = vec![
+        ("123", "1", vec![], String::new()),
+        ("a.b", "1", vec![], String::new()),
+        ("over-weight", "1", vec![("2", 1.5)], String::new()),
+        ("two-more", "1", vec![("2", 0.1), ("3", 0.1)], String::new()),
+        (
+            "latest-weighted",
+            "1",
+            vec![("$LATEST", 0.1)],
+            String::new(),
+        ),
+        ("itself", "1", vec![("1", 0.1)], String::new()),
+        ("latest-target", "$LATEST", vec![("2", 0.1)], String::new()),
+        ("long-description", "1", vec![], "d".repeat(257)),
+    ];
+    for (name, version, weights, description) in &refused {
+        let create = |client: &aws_sdk_lambda::Client, name: String| {
+            client
+                .create_alias()
+                .function_name("f")
+                .name(name)
+                .function_version(*version)
+                .description(description.clone())
+                .routing_config(routing(weights))
+                .send()
+        };
+        create(&moto_lambda, format!("moto{}", name.replace('.', "")))
+            .await
+            .unwrap_or_else(|error| panic!("moto refused {name}: {error:?}"));
+        let error = create(&lambda, name.to_string()).await.unwrap_err();
+        assert!(
+            error
+                .as_service_error()
+                .is_some_and(|e| e.is_invalid_parameter_value_exception()),
+            "{name}: {error:?}"
+        );
+    }
+    // What Lambda takes: a canary step, then its routing cleared.
+    lambda
+        .create_alias()
+        .function_name("f")
+        .name("live")
+        .function_version("1")
+        .routing_config(routing(&[("2", 0.1)]))
+        .send()
+        .await
+        .unwrap();
+    lambda
+        .update_alias()
+        .function_name("f")
+        .name("live")
+        .function_version("2")
+        .routing_config(routing(&[]))
+        .send()
+        .await
+        .unwrap();
+    let error = lambda
+        .update_alias()
+        .function_name("f")
+        .name("live")
+        .function_version("2")
+        .routing_config(routing(&[("2", 0.5)]))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(error.as_service_error().is_some());
+    assert_eq!(
+        aws.strict().unwrap().refusals(Rule::AliasRouting),
+        refused.len() as u64 + 1
+    );
+}
+
+#[tokio::test]
+async fn a_version_an_alias_routes_to_cannot_be_deleted() {
+    let aws = strict_aws().await;
+    let role = settled_role(&aws, "runner").await;
+    let moto_lambda = function_with_two_versions(&aws, &role).await;
+    let lambda = aws_sdk_lambda::Client::new(&strict_config(&aws).await);
+    lambda
+        .create_alias()
+        .function_name("f")
+        .name("live")
+        .function_version("2")
+        .send()
+        .await
+        .unwrap();
+    let error = lambda
+        .delete_function()
+        .function_name("f")
+        .qualifier("2")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        error
+            .as_service_error()
+            .is_some_and(|e| e.is_resource_conflict_exception()),
+        "{error:?}"
+    );
+    // An unrouted version goes.
+    lambda
+        .delete_function()
+        .function_name("f")
+        .qualifier("1")
+        .send()
+        .await
+        .unwrap();
+    // moto deletes a routed one.
+    moto_lambda
+        .delete_function()
+        .function_name("f")
+        .qualifier("2")
+        .send()
+        .await
+        .expect("moto deletes a version an alias routes to");
+    assert_eq!(aws.strict().unwrap().refusals(Rule::DeleteRoutedVersion), 1);
+}
