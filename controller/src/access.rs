@@ -79,10 +79,23 @@ pub fn controller_policy(spec: &Spec, partition: &str, account: &str) -> Value {
             )
         })
         .collect();
+    // A function's versions and aliases have qualified ARNs of their own.
     let functions: Vec<String> = spec
         .functions
         .iter()
-        .map(|function| arn("lambda", &format!("function:{}", function.name)))
+        .flat_map(|function| {
+            [
+                arn("lambda", &format!("function:{}", function.name)),
+                arn("lambda", &format!("function:{}:*", function.name)),
+            ]
+        })
+        .collect();
+    let alarms: Vec<String> = spec
+        .functions
+        .iter()
+        .flat_map(|function| function.release.iter())
+        .flat_map(|release| release.alarms.iter())
+        .map(|alarm| arn("cloudwatch", &format!("alarm:{}", alarm.name)))
         .collect();
     let mut log_groups: Vec<String> = spec
         .functions
@@ -149,7 +162,9 @@ pub fn controller_policy(spec: &Spec, partition: &str, account: &str) -> Value {
                 "lambda:UntagResource", "lambda:PutFunctionConcurrency",
                 "lambda:DeleteFunctionConcurrency", "lambda:GetFunctionConcurrency",
                 "lambda:AddPermission", "lambda:RemovePermission", "lambda:GetPolicy",
-                "lambda:ListVersionsByFunction", "lambda:ListAliases"
+                "lambda:ListVersionsByFunction", "lambda:ListAliases",
+                "lambda:PublishVersion", "lambda:GetAlias", "lambda:CreateAlias",
+                "lambda:UpdateAlias", "lambda:DeleteAlias"
             ],
             "Resource": functions
         }));
@@ -172,6 +187,25 @@ pub fn controller_policy(spec: &Spec, partition: &str, account: &str) -> Value {
             "Resource": "*"
         }));
     }
+    if !alarms.is_empty() {
+        statements.push(json!({
+            "Sid": "ReleaseAlarms",
+            "Effect": "Allow",
+            "Action": [
+                "cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms",
+                "cloudwatch:TagResource", "cloudwatch:UntagResource",
+                "cloudwatch:ListTagsForResource"
+            ],
+            "Resource": alarms
+        }));
+    }
+    // Releases read their alarms' states; pruning finds the deployment's alarms.
+    statements.push(json!({
+        "Sid": "ReadAlarms",
+        "Effect": "Allow",
+        "Action": ["cloudwatch:DescribeAlarms"],
+        "Resource": arn("cloudwatch", "alarm:*")
+    }));
     if let Some(schedule) = &spec.schedule {
         statements.push(json!({
             "Sid": "Schedule",
@@ -215,7 +249,9 @@ pub fn controller_policy(spec: &Spec, partition: &str, account: &str) -> Value {
         "Effect": "Allow",
         "Action": [
             "lambda:GetFunction", "lambda:DeleteFunction",
+            "lambda:ListAliases", "lambda:DeleteAlias",
             "logs:ListTagsForResource", "logs:DeleteLogGroup",
+            "cloudwatch:ListTagsForResource", "cloudwatch:DeleteAlarms",
             "ecr:DescribeRepositories", "ecr:ListTagsForResource", "ecr:DeleteRepository",
             "events:DescribeRule", "events:ListTagsForResource", "events:ListTargetsByRule",
             "events:RemoveTargets", "events:DeleteRule",
@@ -226,6 +262,7 @@ pub fn controller_policy(spec: &Spec, partition: &str, account: &str) -> Value {
         "Resource": [
             arn("lambda", "function:*"),
             arn("logs", "log-group:*"),
+            arn("cloudwatch", "alarm:*"),
             arn("ecr", "repository/*"),
             arn("events", "rule/*"),
             arn("secretsmanager", "secret:*"),

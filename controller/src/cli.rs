@@ -103,6 +103,26 @@ enum Command {
         /// Do not ask for confirmation before deleting or replacing (for scripts).
         #[arg(long, short = 'y')]
         yes: bool,
+        /// Start a canary or linear release and return; the next apply or
+        /// the daemon moves it on, reading where it stands from the alias.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Point a function's release alias back at the previous version (or
+    /// `--to`) at once; the version taken out is not released again until
+    /// the file or the image changes.
+    Rollback {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(flatten)]
+        lease: LeaseArgs,
+        /// The function (its key in the file, or its name); default: every
+        /// function with a release.
+        #[arg(long)]
+        function: Option<String>,
+        /// The version to go back to; default: the one the last release replaced.
+        #[arg(long, requires = "function")]
+        to: Option<String>,
     },
     /// List each function's published versions (digest, when published)
     /// and which alias sends each what share of traffic; read-only.
@@ -261,6 +281,27 @@ async fn execute(command: Command) -> Result<i32> {
             ))?;
             Ok(EXIT_OK)
         }
+        Command::Rollback {
+            config,
+            lease,
+            function,
+            to,
+        } => {
+            let controller = Controller::connect(load(&config)?).await?;
+            let held = take_lease(&controller, &lease, "rollback", false).await?;
+            let result =
+                crate::rollback::rollback(&controller, function.as_deref(), to.as_deref()).await;
+            release(held).await;
+            let rolled_back = result?;
+            if config.output == Output::Json {
+                print_json(&serde_json::json!({"rolled_back": rolled_back}))?;
+            } else {
+                for done in &rolled_back {
+                    println!("{done}");
+                }
+            }
+            Ok(EXIT_OK)
+        }
         Command::Releases(config) => {
             let controller = Controller::connect(load(&config)?).await?;
             let releases = crate::releases::list(&controller).await?;
@@ -304,9 +345,17 @@ async fn execute(command: Command) -> Result<i32> {
             lease,
             prune,
             yes,
+            no_wait,
         } => {
             let mut controller = Controller::connect(load(&config)?).await?;
             controller.set_prune(!prune.no_prune);
+            if no_wait {
+                let waits = controller.ctx.waits;
+                controller.set_waits(crate::resources::WaitSettings {
+                    wait_for_shifts: false,
+                    ..waits
+                });
+            }
             let progress = Progress::detect();
             let mut images =
                 Images::prepare(&controller.spec, &controller.ctx.clients, &progress).await?;

@@ -121,6 +121,8 @@ pub struct Clients {
     pub events: aws_sdk_eventbridge::Client,
     /// The Resource Groups Tagging API: finds what carries the ownership tags.
     pub tagging: aws_sdk_resourcegroupstagging::Client,
+    /// CloudWatch metric alarms, which gate releases.
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub calls: CallLog,
 }
 
@@ -208,7 +210,13 @@ impl Clients {
                 .interceptor(counter())
                 .build(),
         );
+        let cloudwatch = aws_sdk_cloudwatch::Client::from_conf(
+            aws_sdk_cloudwatch::config::Builder::from(sdk_config)
+                .interceptor(counter())
+                .build(),
+        );
         Clients {
+            cloudwatch,
             s3,
             ecr,
             iam,

@@ -19,4 +19,5 @@ pub mod plan;
 pub mod reconcile;
 pub mod releases;
 pub mod resources;
+pub mod rollback;
 pub mod spec;

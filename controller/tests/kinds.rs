@@ -11,7 +11,8 @@ use controller::resources::{Context, KINDS};
 use controller::spec::Spec;
 
 /// The local config with every optional section on (API keys, access logs,
-/// schedule, secret), prebuilt images instead of builds.
+/// schedule, secret, a release with every alarm), prebuilt images instead
+/// of builds.
 fn spec() -> Spec {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/local.toml");
     let text = std::fs::read_to_string(&path).unwrap();
@@ -32,7 +33,8 @@ fn spec() -> Spec {
             }
         })
         .collect::<String>()
-        .replace("api_key_required = false", "api_key_required = true");
+        .replace("api_key_required = false", "api_key_required = true")
+        + "\n[functions.detection.release]\nstrategy = \"canary\"\nalarms = [\"errors\", \"throttles\", \"api-5xx\", \"api-latency-p99\"]\n";
     Spec::parse(&path, &text).expect("the local config parses")
 }
 

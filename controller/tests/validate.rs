@@ -465,6 +465,61 @@ fn cases() -> Vec<Case> {
         "is not an origin",
         "\"siem.example.org\"",
     );
+    let release = |body: &str| format!("{b}\n[functions.detection.release]\n{body}\n");
+    case(
+        "release alias of digits",
+        release("alias = \"42\""),
+        "reads as a version number",
+        "alias = |\"42\"",
+    );
+    case(
+        "release strategy unknown",
+        release("strategy = \"blue-green\""),
+        "is not \"all-at-once\", \"canary\" or \"linear\"",
+        "strategy = |\"blue-green\"",
+    );
+    case(
+        "canary percent out of range",
+        release("strategy = \"canary\"\ncanary = { percent = 100, minutes = 10 }"),
+        "must be 1 to 99 percent",
+        "percent = |100",
+    );
+    case(
+        "linear step of no time",
+        release("strategy = \"linear\"\nlinear = { percent = 20, every_minutes = 0 }"),
+        "must be above 0",
+        "every_minutes = |0",
+    );
+    case(
+        "keep_versions zero",
+        release("keep_versions = 0"),
+        "must be 1 to 100",
+        "keep_versions = |0",
+    );
+    case(
+        "alarm unknown",
+        release("alarms = [\"errors\", \"latency\"]"),
+        "\"latency\" is not an alarm the controller manages",
+        "alarms = |[",
+    );
+    case(
+        "api alarm without a route",
+        format!("{b}\n[functions.training.release]\nalarms = [\"api-5xx\"]\n"),
+        "no route of [api] invokes functions.training",
+        "alarms = |[\"api-5xx\"]",
+    );
+    case(
+        "negative threshold",
+        release("thresholds = { errors = -1 }"),
+        "must be above 0",
+        "errors = |-1",
+    );
+    case(
+        "release key misspelt",
+        release("stratgy = \"canary\""),
+        "unknown field `stratgy`",
+        "stratgy",
+    );
     cases
 }
 

@@ -28,6 +28,14 @@ impl KindLabel {
     }
 }
 
+/// A release alias (`function:alias`) and why its release did not go on
+/// (`ReleaseRolledBack`, `ReleaseHeld`, `ReleaseHalted`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReleaseLabel {
+    pub alias: String,
+    pub reason: String,
+}
+
 /// Every metric the daemon exposes.
 #[derive(Debug)]
 pub struct Metrics {
@@ -36,6 +44,9 @@ pub struct Metrics {
     pub drifted: Family<KindLabel, Gauge>,
     pub errors: Family<KindLabel, Counter>,
     pub repairs: Family<KindLabel, Counter>,
+    /// 1 for each alias whose release did not go on in the last reconcile.
+    pub release_failed: Family<ReleaseLabel, Gauge>,
+    pub release_rollbacks: Family<ReleaseLabel, Counter>,
     pub duration: Histogram,
     pub reconciles: Counter,
     pub last_success: Gauge<f64, AtomicU64>,
@@ -58,6 +69,8 @@ impl Metrics {
             drifted: Family::default(),
             errors: Family::default(),
             repairs: Family::default(),
+            release_failed: Family::default(),
+            release_rollbacks: Family::default(),
             duration: Histogram::new(exponential_buckets(0.05, 2.0, 12)),
             reconciles: Counter::default(),
             last_success: Gauge::default(),
@@ -71,6 +84,16 @@ impl Metrics {
             "controller_drifted_resources",
             "Resources that differ from the desired state, by kind",
             metrics.drifted.clone(),
+        );
+        registry.register(
+            "controller_release_failed",
+            "1 for each release alias whose release did not go on in the last reconcile (rolled back, held after a rollback, halted on an alarm)",
+            metrics.release_failed.clone(),
+        );
+        registry.register(
+            "controller_release_rollbacks",
+            "Releases the daemon rolled back on an alarm, by alias",
+            metrics.release_rollbacks.clone(),
         );
         registry.register(
             "controller_reconcile_errors",

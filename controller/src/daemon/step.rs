@@ -34,6 +34,9 @@ struct Failure {
     kind: ErrorKind,
     /// Not attempted because this resource failed: it waits as long.
     because: Option<ResourceId>,
+    /// The error's code (AWS's, or `Release...` for a release that did
+    /// not go on).
+    code: Option<String>,
 }
 
 impl Failure {
@@ -47,6 +50,7 @@ impl Failure {
             message: error.to_string(),
             kind,
             because: None,
+            code: None,
         }
     }
 
@@ -55,6 +59,7 @@ impl Failure {
             message,
             kind: ErrorKind::Terminal,
             because: None,
+            code: None,
         }
     }
 }
@@ -269,16 +274,20 @@ impl Daemon {
                                 repair.repaired.insert(result.resource);
                                 continue;
                             }
-                            Status::Failed { error_kind, .. } => Failure {
+                            Status::Failed {
+                                error_kind, code, ..
+                            } => Failure {
                                 message: result.status.to_string(),
                                 kind: *error_kind,
                                 because: None,
+                                code: code.clone(),
                             },
                             // Tried again when what it needs is.
                             Status::Skipped { because } => Failure {
                                 message: result.status.to_string(),
                                 kind: ErrorKind::Conflict,
                                 because: Some(because.clone()),
+                                code: None,
                             },
                             Status::Refused { .. } => Failure::terminal(result.status.to_string()),
                         };
@@ -417,6 +426,25 @@ impl Daemon {
                 resources.insert(key, state);
             }
         }
+        self.metrics.release_failed.clear();
+        for (id, failure) in &error_of {
+            let Some(code) = failure
+                .code
+                .as_deref()
+                .filter(|code| code.starts_with("Release"))
+            else {
+                continue;
+            };
+            let label = super::metrics::ReleaseLabel {
+                alias: id.name.clone(),
+                reason: code.to_string(),
+            };
+            self.metrics.release_failed.get_or_create(&label).set(1);
+            if code == "ReleaseRolledBack" {
+                self.metrics.release_rollbacks.get_or_create(&label).inc();
+            }
+            tracing::error!(alias = %id.name, reason = code, error = %failure.message, "release failed");
+        }
         for id in repaired {
             self.metrics
                 .repairs
@@ -476,6 +504,7 @@ fn never_wait_in_a_round(controller: &mut Controller) {
     let waits = controller.ctx.waits;
     controller.set_waits(crate::resources::WaitSettings {
         requeue_when_pending: true,
+        wait_for_shifts: false,
         ..waits
     });
 }

@@ -25,6 +25,44 @@ pub enum DeployError {
     Reconcile(#[from] reconcile::Error),
 }
 
+/// The image digests the published versions of each released function pin,
+/// by function key (read from the descriptions the controller gives the
+/// versions it publishes): those images stay protected from the lifecycle
+/// policy, so that a rollback to a kept version always finds its image.
+/// `None` for a function whose versions cannot all be read this way: its
+/// repository keeps every protected image.
+async fn kept_version_digests(
+    controller: &Controller,
+) -> std::collections::BTreeMap<String, Option<Vec<String>>> {
+    use crate::resources::release::versions;
+    let mut kept = std::collections::BTreeMap::new();
+    for function in controller
+        .spec
+        .functions
+        .iter()
+        .filter(|function| function.release.is_some())
+    {
+        let digests = match versions::published(&controller.ctx, &function.name).await {
+            Ok(published) => published
+                .iter()
+                .map(|version| {
+                    version
+                        .description()
+                        .and_then(versions::image_in_description)
+                        .filter(|image| image.starts_with("sha256:"))
+                        .map(str::to_string)
+                })
+                .collect::<Option<Vec<String>>>(),
+            Err(error) => {
+                tracing::warn!(function = %function.name, %error, "cannot list the versions; every protected image of its repository stays");
+                None
+            }
+        };
+        kept.insert(function.key.clone(), digests);
+    }
+    kept
+}
+
 /// Plans with the images resolved: the controller's spec gets their URIs.
 pub async fn plan(controller: &mut Controller, images: &Images) -> Result<Plan, reconcile::Error> {
     controller.spec = images.resolve(&controller.spec);
@@ -45,7 +83,10 @@ pub async fn apply(
     if images.pending().is_empty() {
         images.protect(progress).await?;
         let outcome = controller.apply_plan(plan).await?;
-        images.release(&controller.ctx.clients.ecr, progress).await;
+        let kept = kept_version_digests(controller).await;
+        images
+            .release(&controller.ctx.clients.ecr, &kept, progress)
+            .await;
         return Ok(outcome);
     }
     let started = Instant::now();
@@ -71,7 +112,10 @@ pub async fn apply(
     controller.spec = images.resolve(&controller.spec);
     let rest = controller.plan().await?;
     let mut outcome = controller.apply_plan(rest).await?;
-    images.release(&controller.ctx.clients.ecr, progress).await;
+    let kept = kept_version_digests(controller).await;
+    images
+        .release(&controller.ctx.clients.ecr, &kept, progress)
+        .await;
     // Report the repositories as the first pass changed them.
     for change in repositories.changes {
         if let Some(slot) = outcome

@@ -381,7 +381,16 @@ impl Images {
     /// that the lifecycle policy may expire them. A failure here leaves an
     /// image protected (kept), never one unprotected: it is reported, and
     /// the next apply releases it.
-    pub async fn release(&self, ecr: &aws_sdk_ecr::Client, progress: &Progress) {
+    ///
+    /// `kept` gives, by function key, the digests the function's published
+    /// versions pin (they stay protected too); `None` keeps every protected
+    /// image of that function's repository.
+    pub async fn release(
+        &self,
+        ecr: &aws_sdk_ecr::Client,
+        kept: &BTreeMap<String, Option<Vec<String>>>,
+        progress: &Progress,
+    ) {
         // Only ECR's registry is given credentials (and has a lifecycle
         // policy); a local registry has no live tags to release.
         if self
@@ -395,6 +404,7 @@ impl Images {
         // Every image of a repository that one of its functions runs stays
         // protected (two functions may share a repository).
         let mut pinned: BTreeMap<&str, (Vec<&str>, &str)> = BTreeMap::new();
+        let mut keep_all: Vec<&str> = Vec::new();
         for entry in &self.entries {
             let Some(digest) = &entry.digest else {
                 return;
@@ -403,8 +413,16 @@ impl Images {
                 .entry(entry.repository.as_str())
                 .or_insert_with(|| (Vec::new(), entry.key.as_str()));
             slot.0.push(digest.as_str());
+            match kept.get(&entry.key) {
+                Some(Some(versions)) => slot.0.extend(versions.iter().map(String::as_str)),
+                Some(None) => keep_all.push(entry.repository.as_str()),
+                None => {}
+            }
         }
         for (repository, (digests, key)) in pinned {
+            if keep_all.contains(&repository) {
+                continue;
+            }
             match release_live_tags(ecr, repository, &digests).await {
                 Ok(released) if released.is_empty() => {}
                 Ok(released) => progress.note(

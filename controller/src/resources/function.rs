@@ -49,6 +49,53 @@ fn modified_within(last_modified: Option<&str>, window: std::time::Duration) -> 
         })
 }
 
+/// The fields a version of a function freezes, read from its configuration
+/// and its image (`GetFunction`, qualified or not): what
+/// [`Desired::version_fields`] gives for the file.
+pub fn version_fields(
+    configuration: &aws_sdk_lambda::types::FunctionConfiguration,
+    image_uri: Option<&str>,
+) -> Fields {
+    let environment: BTreeMap<String, String> = configuration
+        .environment()
+        .and_then(|environment| environment.variables())
+        .map(|variables| {
+            variables
+                .iter()
+                .map(|(key, value)| (key.clone(), value.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    Fields::from([
+        ("image_uri".into(), json!(image_uri)),
+        (
+            "architecture".into(),
+            json!(
+                configuration
+                    .architectures()
+                    .first()
+                    .map(|architecture| architecture.as_str())
+            ),
+        ),
+        ("memory_mb".into(), json!(configuration.memory_size())),
+        ("timeout_seconds".into(), json!(configuration.timeout())),
+        (
+            "ephemeral_storage_mb".into(),
+            json!(
+                configuration
+                    .ephemeral_storage()
+                    .map(|storage| storage.size())
+            ),
+        ),
+        (
+            "description".into(),
+            json!(configuration.description().unwrap_or_default()),
+        ),
+        ("environment".into(), json!(environment)),
+        ("role".into(), json!(configuration.role())),
+    ])
+}
+
 /// Fields changed by `UpdateFunctionCode`.
 const CODE_FIELDS: [&str; 2] = ["image_uri", "architecture"];
 /// Fields changed by `UpdateFunctionConfiguration`.
@@ -140,6 +187,20 @@ impl Desired {
     }
 
     fn all_fields(&self) -> Fields {
+        let mut fields = self.version_fields();
+        fields.extend([
+            (
+                "reserved_concurrency".into(),
+                json!(self.spec.reserved_concurrency),
+            ),
+            ("tags".into(), json!(self.tags)),
+        ]);
+        fields
+    }
+
+    /// The fields a published version of the function freezes (its code
+    /// and configuration), as the file wants them.
+    pub fn version_fields(&self) -> Fields {
         Fields::from([
             ("image_uri".into(), json!(self.spec.image_uri)),
             (
@@ -155,11 +216,6 @@ impl Desired {
             ("description".into(), json!(self.spec.description)),
             ("environment".into(), json!(self.environment)),
             ("role".into(), json!(self.role_arn)),
-            (
-                "reserved_concurrency".into(),
-                json!(self.spec.reserved_concurrency),
-            ),
-            ("tags".into(), json!(self.tags)),
         ])
     }
 
@@ -197,46 +253,11 @@ impl Desired {
         if tags.is_empty() && modified_within(configuration.last_modified(), TAGS_SETTLE_WINDOW) {
             tags = self.tags_once_visible(ctx).await?;
         }
-        let environment: BTreeMap<String, String> = configuration
-            .environment()
-            .and_then(|environment| environment.variables())
-            .map(|variables| {
-                variables
-                    .iter()
-                    .map(|(key, value)| (key.clone(), value.clone()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let fields = Fields::from([
-            (
-                "image_uri".into(),
-                json!(output.code().and_then(|code| code.image_uri())),
-            ),
-            (
-                "architecture".into(),
-                json!(
-                    configuration
-                        .architectures()
-                        .first()
-                        .map(|architecture| architecture.as_str())
-                ),
-            ),
-            ("memory_mb".into(), json!(configuration.memory_size())),
-            ("timeout_seconds".into(), json!(configuration.timeout())),
-            (
-                "ephemeral_storage_mb".into(),
-                json!(
-                    configuration
-                        .ephemeral_storage()
-                        .map(|storage| storage.size())
-                ),
-            ),
-            (
-                "description".into(),
-                json!(configuration.description().unwrap_or_default()),
-            ),
-            ("environment".into(), json!(environment)),
-            ("role".into(), json!(configuration.role())),
+        let mut fields = version_fields(
+            configuration,
+            output.code().and_then(|code| code.image_uri()),
+        );
+        fields.extend([
             (
                 "reserved_concurrency".into(),
                 json!(
@@ -347,38 +368,7 @@ impl Desired {
 
     /// Waits until the function is `Active` and no update is `InProgress`.
     pub async fn wait_until_ready(&self, ctx: &Context) -> Result<()> {
-        let lambda = &ctx.clients.lambda;
-        until(
-            ctx.waits,
-            &format!("function {} to be ready", self.spec.name),
-            || async {
-                let configuration = lambda
-                    .get_function_configuration()
-                    .function_name(&self.spec.name)
-                    .send()
-                    .await
-                    .map_err(aws_error("GetFunctionConfiguration"))?;
-                let reason = configuration
-                    .last_update_status_reason()
-                    .or(configuration.state_reason())
-                    .unwrap_or("no reason given")
-                    .to_string();
-                Ok(
-                    match (configuration.state(), configuration.last_update_status()) {
-                        (Some(State::Failed), _) => Poll::Failed(format!("state Failed: {reason}")),
-                        (_, Some(LastUpdateStatus::Failed)) => {
-                            Poll::Failed(format!("last update failed: {reason}"))
-                        }
-                        (Some(State::Pending), _) => Poll::Pending("Pending".into()),
-                        (_, Some(LastUpdateStatus::InProgress)) => {
-                            Poll::Pending("InProgress".into())
-                        }
-                        _ => Poll::Ready,
-                    },
-                )
-            },
-        )
-        .await
+        wait_until_ready(ctx, &self.spec.name).await
     }
 
     pub async fn update(&self, ctx: &Context, diffs: &[FieldDiff]) -> Result<()> {
@@ -523,6 +513,41 @@ impl Desired {
             }
         }
     }
+}
+
+/// Waits until the function `name` is `Active` and no update of it is
+/// `InProgress` (a daemon requeues instead, see [`super::WaitSettings`]).
+pub async fn wait_until_ready(ctx: &Context, name: &str) -> Result<()> {
+    let lambda = &ctx.clients.lambda;
+    until(
+        ctx.waits,
+        &format!("function {name} to be ready"),
+        || async {
+            let configuration = lambda
+                .get_function_configuration()
+                .function_name(name)
+                .send()
+                .await
+                .map_err(aws_error("GetFunctionConfiguration"))?;
+            let reason = configuration
+                .last_update_status_reason()
+                .or(configuration.state_reason())
+                .unwrap_or("no reason given")
+                .to_string();
+            Ok(
+                match (configuration.state(), configuration.last_update_status()) {
+                    (Some(State::Failed), _) => Poll::Failed(format!("state Failed: {reason}")),
+                    (_, Some(LastUpdateStatus::Failed)) => {
+                        Poll::Failed(format!("last update failed: {reason}"))
+                    }
+                    (Some(State::Pending), _) => Poll::Pending("Pending".into()),
+                    (_, Some(LastUpdateStatus::InProgress)) => Poll::Pending("InProgress".into()),
+                    _ => Poll::Ready,
+                },
+            )
+        },
+    )
+    .await
 }
 
 async fn delete(ctx: &Context, name: &str) -> Result<()> {

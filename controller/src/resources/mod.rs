@@ -52,6 +52,7 @@ macro_rules! delegated_resource {
     };
 }
 
+pub mod alarm;
 pub mod api;
 pub mod api_key;
 pub mod bucket;
@@ -59,6 +60,7 @@ pub mod function;
 pub mod log_group;
 pub mod permission;
 pub mod policy;
+pub mod release;
 pub mod repository;
 mod resource;
 pub mod role;
@@ -90,6 +92,8 @@ pub static KINDS: &[&dyn ResourceKind] = &[
     &role::KIND,
     &log_group::KIND,
     &function::KIND,
+    &alarm::KIND,
+    &release::KIND,
     &api::KIND,
     &usage_plan::KIND,
     &api_key::KIND,
@@ -167,6 +171,14 @@ pub enum Error {
     NotReady { what: String, state: String },
     #[error("{0}")]
     Failed(String),
+    /// A release that does not go on: rolled back on an alarm, held after
+    /// a rollback, halted while an alarm fires. `code` names which.
+    #[error("{message}")]
+    Release {
+        code: &'static str,
+        kind: ErrorKind,
+        message: String,
+    },
 }
 
 /// What kind of failure an error is, which decides what to do next.
@@ -194,6 +206,7 @@ impl Error {
             Error::Timeout { .. } => ErrorKind::Transient,
             Error::NotReady { .. } => ErrorKind::Conflict,
             Error::Failed(_) => ErrorKind::Terminal,
+            Error::Release { kind, .. } => *kind,
         }
     }
 
@@ -201,6 +214,7 @@ impl Error {
     pub fn code(&self) -> Option<&str> {
         match self {
             Error::Aws { code, .. } => code.as_deref(),
+            Error::Release { code, .. } => Some(code),
             _ => None,
         }
     }
@@ -209,6 +223,7 @@ impl Error {
     pub fn operation(&self) -> Option<&'static str> {
         match self {
             Error::Aws { operation, .. } => Some(operation),
+            Error::Release { .. } => Some("Release"),
             _ => None,
         }
     }

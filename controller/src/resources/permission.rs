@@ -128,9 +128,11 @@ pub fn route_source_arn(
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Desired {
-    /// `<function name>:<statement id>`, the resource's name in plans.
+    /// `<function name>[:<alias>]:<statement id>`, the resource's name in plans.
     pub id: String,
     pub function: String,
+    /// The alias the statement is on (the function's release alias), if any.
+    pub qualifier: Option<String>,
     pub statement_id: String,
     /// `apigateway.amazonaws.com`, `events.amazonaws.com`.
     pub principal: String,
@@ -158,6 +160,7 @@ impl Desired {
             .lambda
             .get_policy()
             .function_name(&self.function)
+            .set_qualifier(self.qualifier.clone())
             .send()
             .await
         {
@@ -172,11 +175,15 @@ impl Desired {
             Err(error) => return Err(aws_error("GetPolicy")(error)),
         };
         let policy: Value = serde_json::from_str(&policy).unwrap_or(Value::Null);
-        let Some(statement) = policy["Statement"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|statement| statement["Sid"] == self.statement_id.as_str())
+        let Some(statement) =
+            policy["Statement"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|statement| {
+                    statement["Sid"] == self.statement_id.as_str()
+                        && is_on(statement, &self.function, self.qualifier.as_deref())
+                })
         else {
             return Ok(None);
         };
@@ -217,6 +224,7 @@ impl Desired {
                 .lambda
                 .add_permission()
                 .function_name(&self.function)
+                .set_qualifier(self.qualifier.clone())
                 .statement_id(&self.statement_id)
                 .action("lambda:InvokeFunction")
                 .principal(&self.principal)
@@ -258,6 +266,7 @@ impl Desired {
             .lambda
             .remove_permission()
             .function_name(&self.function)
+            .set_qualifier(self.qualifier.clone())
             .statement_id(legacy)
             .send()
             .await;
@@ -277,7 +286,13 @@ impl Desired {
 
     /// Removes the statement; one already gone is done.
     pub async fn delete(&self, ctx: &Context) -> Result<()> {
-        remove_statement(ctx, &self.function, &self.statement_id).await
+        remove_statement(
+            ctx,
+            &self.function,
+            self.qualifier.as_deref(),
+            &self.statement_id,
+        )
+        .await
     }
 }
 
@@ -341,9 +356,11 @@ impl ResourceKind for PermissionKind {
                     continue;
                 };
                 let statement_id = route_statement_id(method, &route.path);
+                let target = crate::desired::InvokeTarget::of(ctx, function);
                 permissions.push(Box::new(Desired {
-                    id: format!("{}:{statement_id}", function.name),
+                    id: format!("{}:{statement_id}", target.name()),
                     function: function.name.clone(),
+                    qualifier: target.qualifier,
                     statement_id,
                     principal: "apigateway.amazonaws.com".into(),
                     source_arn: route_source_arn(
@@ -362,9 +379,11 @@ impl ResourceKind for PermissionKind {
         if let Some(schedule) = &spec.schedule {
             if let Some(function) = spec.function(&schedule.function) {
                 let statement_id = schedule_statement_id(&schedule.name);
+                let target = crate::desired::InvokeTarget::of(ctx, function);
                 permissions.push(Box::new(Desired {
-                    id: format!("{}:{statement_id}", function.name),
+                    id: format!("{}:{statement_id}", target.name()),
                     function: function.name.clone(),
+                    qualifier: target.qualifier,
                     statement_id,
                     principal: "events.amazonaws.com".into(),
                     source_arn: super::rule::rule_arn(ctx, &schedule.name),
@@ -377,8 +396,9 @@ impl ResourceKind for PermissionKind {
     }
 
     /// The controller's statements (by their id prefix) on the functions
-    /// the file names, that no route or schedule of the file needs. The
-    /// statements of a function the file no longer names go with it.
+    /// and release aliases the file names, that no route or schedule of the
+    /// file needs. The statements of a function or an alias the file no
+    /// longer names go with it.
     async fn orphans(
         &self,
         ctx: &Context,
@@ -386,18 +406,22 @@ impl ResourceKind for PermissionKind {
         inventory: &Inventory,
     ) -> Result<Vec<String>> {
         let function_kind = super::function::KIND.kind();
+        let alias_kind = super::release::KIND.kind();
         let policies = futures::future::join_all(
             inventory
                 .known
                 .iter()
-                .filter(|id| id.kind == function_kind)
-                .map(|id| async move { (&id.name, statement_ids(ctx, &id.name).await) }),
+                .filter(|id| id.kind == function_kind || id.kind == alias_kind)
+                .map(|id| async move {
+                    let (function, qualifier) = split_target(&id.name);
+                    (&id.name, statement_ids(ctx, function, qualifier).await)
+                }),
         )
         .await;
         let mut orphans = Vec::new();
-        for (function, ids) in policies {
+        for (target, ids) in policies {
             for id in ids? {
-                let name = format!("{function}:{id}");
+                let name = format!("{target}:{id}");
                 if id.starts_with(STATEMENT_ID_PREFIX) && !inventory.is_known(self.kind(), &name) {
                     orphans.push(name);
                 }
@@ -407,23 +431,56 @@ impl ResourceKind for PermissionKind {
     }
 
     async fn delete(&self, ctx: &Context, name: &str, _options: DeleteOptions) -> Result<()> {
-        let Some((function, statement_id)) = name.split_once(':') else {
+        let Some((target, statement_id)) = name.rsplit_once(':') else {
             return Err(super::Error::Failed(format!(
-                "{name:?} is not <function>:<statement id>"
+                "{name:?} is not <function>[:<alias>]:<statement id>"
             )));
         };
-        remove_statement(ctx, function, statement_id).await
+        let (function, qualifier) = split_target(target);
+        remove_statement(ctx, function, qualifier, statement_id).await
     }
 }
 
-/// The statement ids of a function's resource policy (none when the
-/// function or its policy does not exist).
-async fn statement_ids(ctx: &Context, function: &str) -> Result<Vec<String>> {
+/// Whether a policy statement grants on `function` itself or, with a
+/// qualifier, on that alias: its `Resource` is the (qualified) function
+/// ARN. Lambda keeps one policy per qualifier ("GetPolicy",
+/// <https://docs.aws.amazon.com/lambda/latest/api/API_GetPolicy.html>);
+/// reading the `Resource` keeps the statements of the function and of
+/// its alias apart even where one policy lists both.
+fn is_on(statement: &Value, function: &str, qualifier: Option<&str>) -> bool {
+    let target = match qualifier {
+        Some(alias) => format!(":function:{function}:{alias}"),
+        None => format!(":function:{function}"),
+    };
+    match &statement["Resource"] {
+        Value::String(resource) => resource.ends_with(&target),
+        // No resource written: taken as the policy's own.
+        Value::Null => true,
+        _ => false,
+    }
+}
+
+/// `function` or `function:alias` as the function and its qualifier.
+fn split_target(target: &str) -> (&str, Option<&str>) {
+    match target.split_once(':') {
+        Some((function, alias)) => (function, Some(alias)),
+        None => (target, None),
+    }
+}
+
+/// The statement ids of a function's (or an alias's) resource policy (none
+/// when the function, the alias or its policy does not exist).
+async fn statement_ids(
+    ctx: &Context,
+    function: &str,
+    qualifier: Option<&str>,
+) -> Result<Vec<String>> {
     let policy = match ctx
         .clients
         .lambda
         .get_policy()
         .function_name(function)
+        .set_qualifier(qualifier.map(str::to_string))
         .send()
         .await
     {
@@ -442,17 +499,24 @@ async fn statement_ids(ctx: &Context, function: &str) -> Result<Vec<String>> {
         .as_array()
         .into_iter()
         .flatten()
+        .filter(|statement| is_on(statement, function, qualifier))
         .filter_map(|statement| statement["Sid"].as_str().map(str::to_string))
         .collect())
 }
 
 /// Removes one statement; one already gone is done.
-async fn remove_statement(ctx: &Context, function: &str, statement_id: &str) -> Result<()> {
+async fn remove_statement(
+    ctx: &Context,
+    function: &str,
+    qualifier: Option<&str>,
+    statement_id: &str,
+) -> Result<()> {
     done_or(
         ctx.clients
             .lambda
             .remove_permission()
             .function_name(function)
+            .set_qualifier(qualifier.map(str::to_string))
             .statement_id(statement_id)
             .send()
             .await,
@@ -469,10 +533,13 @@ delegated_resource!(
     }
 
     fn dependencies(&self) -> Vec<ResourceId> {
-        let mut needs = vec![ResourceId::new(
-            super::function::KIND.kind(),
-            &self.function,
-        )];
+        let mut needs = vec![match &self.qualifier {
+            Some(alias) => ResourceId::new(
+                super::release::KIND.kind(),
+                format!("{}:{alias}", self.function),
+            ),
+            None => ResourceId::new(super::function::KIND.kind(), &self.function),
+        }];
         needs.extend(self.source.clone());
         needs
     }

@@ -328,7 +328,7 @@ impl ResourceKind for RuleKind {
         vec![Box::new(Desired {
             spec: schedule.clone(),
             tags: desired_tags(&spec.deployment.name, &spec.tags),
-            function_arn: crate::desired::function_arn(ctx, &function.name),
+            function_arn: crate::desired::InvokeTarget::of(ctx, function).arn,
         })]
     }
 
@@ -397,9 +397,8 @@ delegated_resource!(
     }
 
     fn dependencies(&self) -> Vec<ResourceId> {
-        self.function_arn
-            .rsplit_once(":function:")
-            .map(|(_, function)| vec![ResourceId::new(super::function::KIND.kind(), function)])
-            .unwrap_or_default()
+        crate::desired::InvokeTarget::resource_of_arn(&self.function_arn)
+            .into_iter()
+            .collect()
     }
 );

@@ -22,6 +22,10 @@ pub struct WaitSettings {
     /// `InProgress`), fail at once with [`Error::NotReady`] (a conflict) so
     /// that the caller requeues it: the daemon never waits inside a round.
     pub requeue_when_pending: bool,
+    /// Whether a release waits for its traffic shift to complete; without,
+    /// it moves the shift on as far as is due now and leaves the rest to
+    /// the next round (the daemon, or `apply --no-wait`).
+    pub wait_for_shifts: bool,
 }
 
 impl Default for WaitSettings {
@@ -32,6 +36,7 @@ impl Default for WaitSettings {
             timeout: Duration::from_secs(300),
             consistency_attempts: 12,
             requeue_when_pending: false,
+            wait_for_shifts: true,
         }
     }
 }

@@ -115,7 +115,7 @@ pub struct LogGroupSpec {
 }
 
 /// A container-image Lambda function and what belongs to it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct FunctionSpec {
     /// The key under `[functions]` (`detection`, `training`).
     pub key: String,
@@ -137,6 +137,136 @@ pub struct FunctionSpec {
     pub logs: LogGroupSpec,
     pub role: RoleSpec,
     pub repository: RepositorySpec,
+    /// Versions and an alias that every caller invokes; `None`: callers
+    /// invoke the function itself (`$LATEST`).
+    pub release: Option<ReleaseSpec>,
+}
+
+/// How a function's changes reach its callers: each change published as a
+/// version, an alias everything invokes, traffic moved to the new version
+/// in steps watched by alarms.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReleaseSpec {
+    /// The alias the API, the permissions and the schedule invoke.
+    pub alias: String,
+    pub strategy: ReleaseStrategy,
+    /// Published versions kept besides those an alias routes traffic to.
+    pub keep_versions: u32,
+    /// The alarms watched while the new version takes traffic.
+    pub alarms: Vec<AlarmSpec>,
+    /// An alarm in ALARM during a shift sends all traffic back to the
+    /// previous version; otherwise the shift halts where it stands.
+    pub rollback_on_alarm: bool,
+    /// How often the alarms are read while traffic shifts.
+    pub alarm_check: std::time::Duration,
+}
+
+/// How traffic moves to a new version.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ReleaseStrategy {
+    /// All traffic at once.
+    AllAtOnce,
+    /// `percent` for `step`, then all.
+    Canary {
+        percent: u32,
+        step: std::time::Duration,
+    },
+    /// `percent` more every `step` until all.
+    Linear {
+        percent: u32,
+        step: std::time::Duration,
+    },
+}
+
+impl ReleaseStrategy {
+    /// The share of traffic the new version takes at each step before it
+    /// takes all of it, and how long each step lasts.
+    pub fn steps(&self) -> (Vec<f64>, std::time::Duration) {
+        match *self {
+            ReleaseStrategy::AllAtOnce => (Vec::new(), std::time::Duration::ZERO),
+            ReleaseStrategy::Canary { percent, step } => (vec![f64::from(percent) / 100.0], step),
+            ReleaseStrategy::Linear { percent, step } => (
+                (1..)
+                    .map(|index| index * percent)
+                    .take_while(|share| *share < 100)
+                    .map(|share| f64::from(share) / 100.0)
+                    .collect(),
+                step,
+            ),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            ReleaseStrategy::AllAtOnce => "all-at-once",
+            ReleaseStrategy::Canary { .. } => "canary",
+            ReleaseStrategy::Linear { .. } => "linear",
+        }
+    }
+}
+
+/// What a managed alarm watches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AlarmMetric {
+    /// `AWS/Lambda` `Errors` of the alias (Sum per minute).
+    Errors,
+    /// `AWS/Lambda` `Throttles` of the alias (Sum per minute).
+    Throttles,
+    /// `AWS/ApiGateway` `5XXError` of the API's stage (Sum per minute).
+    Api5xx,
+    /// `AWS/ApiGateway` `Latency` of the API's stage (p99 per minute, ms).
+    ApiLatencyP99,
+}
+
+impl AlarmMetric {
+    pub const ALL: [AlarmMetric; 4] = [
+        AlarmMetric::Errors,
+        AlarmMetric::Throttles,
+        AlarmMetric::Api5xx,
+        AlarmMetric::ApiLatencyP99,
+    ];
+
+    /// Its name in the file and in alarm names.
+    pub fn key(self) -> &'static str {
+        match self {
+            AlarmMetric::Errors => "errors",
+            AlarmMetric::Throttles => "throttles",
+            AlarmMetric::Api5xx => "api-5xx",
+            AlarmMetric::ApiLatencyP99 => "api-latency-p99",
+        }
+    }
+
+    /// The threshold when the file gives none.
+    pub fn default_threshold(self) -> f64 {
+        match self {
+            AlarmMetric::Errors | AlarmMetric::Throttles | AlarmMetric::Api5xx => 1.0,
+            AlarmMetric::ApiLatencyP99 => 3000.0,
+        }
+    }
+
+    /// Its key under `thresholds` in the file.
+    pub fn threshold_key(self) -> &'static str {
+        match self {
+            AlarmMetric::Errors => "errors",
+            AlarmMetric::Throttles => "throttles",
+            AlarmMetric::Api5xx => "api_5xx",
+            AlarmMetric::ApiLatencyP99 => "api_latency_p99_ms",
+        }
+    }
+
+    pub fn watches_api(self) -> bool {
+        matches!(self, AlarmMetric::Api5xx | AlarmMetric::ApiLatencyP99)
+    }
+}
+
+/// One managed CloudWatch alarm of a release.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlarmSpec {
+    pub metric: AlarmMetric,
+    /// `<function name>-<metric key>`.
+    pub name: String,
+    /// In ALARM at or above this value (errors per minute, or ms).
+    pub threshold: f64,
 }
 
 /// A function image `apply` builds: a Dockerfile and the workspace package

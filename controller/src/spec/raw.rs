@@ -67,6 +67,47 @@ pub struct RawFunction {
     pub role: RawRole,
     #[serde(default)]
     pub repository: RawRepository,
+    pub release: Option<RawRelease>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRelease {
+    pub alias: Option<String>,
+    pub strategy: Option<String>,
+    pub canary: Option<RawCanary>,
+    pub linear: Option<RawLinear>,
+    pub keep_versions: Option<i64>,
+    pub alarms: Option<Vec<String>>,
+    #[serde(default)]
+    pub thresholds: RawThresholds,
+    pub rollback_on_alarm: Option<bool>,
+    pub alarm_check_seconds: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCanary {
+    pub percent: i64,
+    /// Fractions of a minute are allowed.
+    pub minutes: f64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLinear {
+    pub percent: i64,
+    /// Fractions of a minute are allowed.
+    pub every_minutes: f64,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawThresholds {
+    pub errors: Option<f64>,
+    pub throttles: Option<f64>,
+    pub api_5xx: Option<f64>,
+    pub api_latency_p99_ms: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

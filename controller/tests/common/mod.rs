@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod daemon;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -108,6 +110,7 @@ pub fn fast_waits() -> WaitSettings {
         // Enough for the strict layer's role propagation (1.5 s).
         consistency_attempts: 24,
         requeue_when_pending: false,
+        wait_for_shifts: true,
     }
 }
 
@@ -169,6 +172,7 @@ pub struct Sdk {
     pub apigateway: aws_sdk_apigateway::Client,
     pub events: aws_sdk_eventbridge::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
 }
 
 pub async fn sdk(aws: &LocalAws) -> Sdk {
@@ -186,6 +190,7 @@ pub async fn sdk(aws: &LocalAws) -> Sdk {
         apigateway: aws_sdk_apigateway::Client::new(&config),
         events: aws_sdk_eventbridge::Client::new(&config),
         secrets: aws_sdk_secretsmanager::Client::new(&config),
+        cloudwatch: aws_sdk_cloudwatch::Client::new(&config),
     }
 }
 

@@ -326,7 +326,7 @@ impl ResourceKind for ApiKind {
                     path: route.path.clone(),
                     integration_uri: integration_uri(
                         ctx,
-                        &crate::desired::function_arn(ctx, &function.name),
+                        &crate::desired::InvokeTarget::of(ctx, function).arn,
                     ),
                 })
             })
@@ -395,9 +395,7 @@ delegated_resource!(
             .routes
             .iter()
             .filter_map(|route| {
-                let (_, rest) = route.integration_uri.split_once(":function:")?;
-                let function = rest.split('/').next()?;
-                Some(ResourceId::new(super::function::KIND.kind(), function))
+                crate::desired::InvokeTarget::resource_of_arn(&route.integration_uri)
             })
             .collect();
         if self.access_log_group_arn.is_some() {

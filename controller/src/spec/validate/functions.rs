@@ -224,6 +224,10 @@ pub(super) fn build_function(
             ),
         );
     }
+    let release = raw
+        .release
+        .as_ref()
+        .map(|release| super::release::build_release(key, &name, release, checker));
     FunctionSpec {
         key: key.to_string(),
         name,
@@ -241,6 +245,7 @@ pub(super) fn build_function(
         logs,
         role,
         repository,
+        release,
     }
 }
 

@@ -10,6 +10,7 @@ mod deployment;
 mod functions;
 mod image;
 mod registry;
+mod release;
 mod schedule;
 mod secret;
 mod tags;
@@ -172,6 +173,11 @@ fn build(path: &Path, raw: RawSpec, checker: &mut Checker) -> Spec {
         .api
         .as_ref()
         .map(|api| api::build_api(&raw.deployment.name, api, &function_keys, checker));
+    for function in &functions {
+        if let Some(release) = &function.release {
+            release::check_api_alarms(&function.key, release, api.as_ref(), checker);
+        }
+    }
     let schedule = raw.schedule.as_ref().map(|schedule| {
         schedule::build_schedule(&raw.deployment.name, schedule, &function_keys, checker)
     });
