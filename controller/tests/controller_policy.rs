@@ -139,7 +139,10 @@ async fn every_operation_the_controller_makes_is_allowed_by_its_policy() {
     // to release.rs: moto numbers a version published after a deleted one
     // as an existing one, which real Lambda never does.)
     for image in ["v2", "v3"] {
-        let next = text.replace("anomaly-local/detection:v1", &format!("anomaly-local/detection:{image}"));
+        let next = text.replace(
+            "anomaly-local/detection:v1",
+            &format!("anomaly-local/detection:{image}"),
+        );
         let controller = controller_at(aws.endpoint_url(), &next).await;
         controller.apply().await.expect("a canary release");
         record(&controller);

@@ -2,7 +2,8 @@
 //! images no function runs removes that tag only, keeps the images (their
 //! content tags stay) and leaves the pinned image protected; and the
 //! lifecycle policy the controller writes is accepted by `PutLifecyclePolicy`
-//! and read back as written.
+//! and read back as written; the images the kept versions of a released
+//! function pin stay protected.
 
 mod common;
 
@@ -165,5 +166,131 @@ async fn the_lifecycle_policy_is_accepted_and_read_back() {
     assert_eq!(
         serde_json::from_str::<serde_json::Value>(&text).unwrap(),
         policy
+    );
+}
+
+/// The images kept versions of a released function pin stay protected;
+/// the others of the repository are released.
+#[tokio::test]
+async fn images_the_kept_versions_pin_stay_protected() {
+    use controller::resources::release::versions;
+    let aws = LocalAws::start().await;
+    let sdk = sdk(&aws).await;
+    let repository = "anomaly-local/detection";
+    sdk.ecr
+        .create_repository()
+        .repository_name(repository)
+        .send()
+        .await
+        .unwrap();
+    let mut digests = Vec::new();
+    for (index, content) in ["0011", "0022", "0033", "0044"].iter().enumerate() {
+        let name = format!("image-{index}");
+        let tags = [content.to_string(), live_tag(content)];
+        digests.push(put(&sdk.ecr, repository, &name, &tags).await);
+    }
+    // Versions 1 and 2 of the function run images 0 and 1 (as the
+    // controller publishes them); the function now runs image 2.
+    let moto = test_harness::sdk_config_for(&aws.moto_endpoint_url()).await;
+    let lambda = aws_sdk_lambda::Client::new(&moto);
+    let role = aws_sdk_iam::Client::new(&moto)
+        .create_role()
+        .role_name("runner")
+        .assume_role_policy_document("{}")
+        .send()
+        .await
+        .unwrap()
+        .role()
+        .unwrap()
+        .arn()
+        .to_string();
+    let image = |digest: &str| {
+        format!(
+            "{}.dkr.ecr.us-east-1.amazonaws.com/{repository}@{digest}",
+            test_harness::TEST_ACCOUNT
+        )
+    };
+    lambda
+        .create_function()
+        .function_name("detection")
+        .role(&role)
+        .package_type(aws_sdk_lambda::types::PackageType::Image)
+        .code(
+            aws_sdk_lambda::types::FunctionCode::builder()
+                .image_uri(image(&digests[0]))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    for (memory, digest) in [(256, &digests[0]), (512, &digests[1])] {
+        lambda
+            .update_function_configuration()
+            .function_name("detection")
+            .memory_size(memory)
+            .send()
+            .await
+            .unwrap();
+        lambda
+            .publish_version()
+            .function_name("detection")
+            .description(versions::version_description(
+                "0123456789ab",
+                digest,
+                "cdef01234567",
+            ))
+            .send()
+            .await
+            .unwrap();
+    }
+    let ctx = controller::resources::Context::new(
+        controller::cloud::Clients::from_sdk_config(
+            &test_harness::sdk_config_for(aws.endpoint_url()).await,
+            true,
+        ),
+        "anomaly-local",
+        "us-east-1",
+        test_harness::TEST_ACCOUNT,
+    );
+    let kept = versions::pinned_digests(&ctx, "detection")
+        .await
+        .unwrap()
+        .expect("both versions name their image");
+    assert_eq!(kept, [digests[0].clone(), digests[1].clone()]);
+    let mut pinned: Vec<&str> = kept.iter().map(String::as_str).collect();
+    pinned.push(&digests[2]);
+    let released = release_live_tags(&sdk.ecr, repository, &pinned)
+        .await
+        .unwrap();
+    assert_eq!(released, ["live-0044"]);
+    let live: Vec<String> = tagged(&sdk.ecr, repository)
+        .await
+        .into_iter()
+        .filter(|(_, tag)| tag.starts_with("live-"))
+        .map(|(_, tag)| tag)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(live, ["live-0011", "live-0022", "live-0033"]);
+
+    // A version published by hand, whose image cannot be read: every
+    // protected image stays.
+    lambda
+        .update_function_configuration()
+        .function_name("detection")
+        .memory_size(1024)
+        .send()
+        .await
+        .unwrap();
+    lambda
+        .publish_version()
+        .function_name("detection")
+        .description("hot fix")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        versions::pinned_digests(&ctx, "detection").await.unwrap(),
+        None
     );
 }

@@ -26,11 +26,9 @@ pub enum DeployError {
 }
 
 /// The image digests the published versions of each released function pin,
-/// by function key (read from the descriptions the controller gives the
-/// versions it publishes): those images stay protected from the lifecycle
-/// policy, so that a rollback to a kept version always finds its image.
-/// `None` for a function whose versions cannot all be read this way: its
-/// repository keeps every protected image.
+/// by function key ([`versions::pinned_digests`]); `None` for a function
+/// whose versions cannot all be read (its repository keeps every protected
+/// image).
 async fn kept_version_digests(
     controller: &Controller,
 ) -> std::collections::BTreeMap<String, Option<Vec<String>>> {
@@ -42,17 +40,8 @@ async fn kept_version_digests(
         .iter()
         .filter(|function| function.release.is_some())
     {
-        let digests = match versions::published(&controller.ctx, &function.name).await {
-            Ok(published) => published
-                .iter()
-                .map(|version| {
-                    version
-                        .description()
-                        .and_then(versions::image_in_description)
-                        .filter(|image| image.starts_with("sha256:"))
-                        .map(str::to_string)
-                })
-                .collect::<Option<Vec<String>>>(),
+        let digests = match versions::pinned_digests(&controller.ctx, &function.name).await {
+            Ok(digests) => digests,
             Err(error) => {
                 tracing::warn!(function = %function.name, %error, "cannot list the versions; every protected image of its repository stays");
                 None

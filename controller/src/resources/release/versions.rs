@@ -109,6 +109,26 @@ pub async fn published(ctx: &Context, function: &str) -> Result<Vec<FunctionConf
     Ok(versions)
 }
 
+/// The image digests the published versions of `function` pin, read from
+/// the descriptions the controller publishes them with: those images keep
+/// their protected tag, so that the repository's lifecycle policy never
+/// expires an image a rollback could go back to. `None` when a version's
+/// image cannot be read this way (published by someone else, or from an
+/// image not pinned by digest): then every protected image is kept.
+pub async fn pinned_digests(ctx: &Context, function: &str) -> Result<Option<Vec<String>>> {
+    Ok(published(ctx, function)
+        .await?
+        .iter()
+        .map(|version| {
+            version
+                .description()
+                .and_then(image_in_description)
+                .filter(|image| image.starts_with("sha256:"))
+                .map(str::to_string)
+        })
+        .collect())
+}
+
 /// Every alias of a function, every page.
 pub async fn aliases(ctx: &Context, function: &str) -> Result<Vec<AliasConfiguration>> {
     let mut pages = ctx
