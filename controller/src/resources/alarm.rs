@@ -425,28 +425,18 @@ impl ResourceKind for AlarmKind {
     }
 
     async fn delete(&self, ctx: &Context, name: &str, _options: DeleteOptions) -> Result<()> {
-        // Deleting a missing alarm is not an error (DeleteAlarms answers
-        // ResourceNotFound only for some names of a batch; one name at a
-        // time it is read as done).
-        match ctx
-            .clients
-            .cloudwatch
-            .delete_alarms()
-            .alarm_names(name)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_resource_not_found())
-                    || super::error_code(&error) == Some("ResourceNotFound") =>
-            {
-                Ok(())
-            }
-            Err(error) => Err(aws_error("DeleteAlarms")(error)),
-        }
+        // DeleteAlarms takes missing names; a ResourceNotFound, if any, is
+        // done too.
+        super::done_or(
+            ctx.clients
+                .cloudwatch
+                .delete_alarms()
+                .alarm_names(name)
+                .send()
+                .await,
+            "DeleteAlarms",
+            |e| e.is_resource_not_found(),
+        )
     }
 }
 
