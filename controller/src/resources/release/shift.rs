@@ -289,8 +289,7 @@ impl Shift<'_> {
     async fn run(self, alias: AliasState) -> Result<()> {
         let now = Utc::now();
         let in_progress = alias.weights.get(&self.version).copied();
-        let (mut index, mut started, mut since, mut revision) = match (in_progress, alias.journal())
-        {
+        let (mut index, started, mut since, mut revision) = match (in_progress, alias.journal()) {
             (
                 Some(weight),
                 Some(Journal::Releasing {
@@ -402,7 +401,6 @@ impl Shift<'_> {
                     .min(self.step_length - elapsed),
             )
             .await;
-            let _ = &mut started;
         }
     }
 
