@@ -196,6 +196,15 @@ struct LeaseArgs {
     lease_ttl: Duration,
 }
 
+/// Colours for plans: on a terminal, unless `NO_COLOR` is set
+/// (<https://no-color.org>).
+fn plan_colours() -> crate::plan::Colours {
+    use std::io::IsTerminal;
+    crate::plan::Colours {
+        on: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    }
+}
+
 fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|error| format!("{error} (write e.g. 10s, 5m, 1h)"))
 }
@@ -330,7 +339,7 @@ async fn execute(command: Command) -> Result<i32> {
                     &serde_json::json!({"in_sync": !differs, "plan": plan, "calls": controller.calls(), "images": images.report()}),
                 )?;
             } else {
-                println!("{plan}");
+                println!("{}", plan.render(plan_colours()));
                 if !differs {
                     println!(
                         "In sync: the deployment matches {}.",
@@ -376,7 +385,7 @@ async fn execute(command: Command) -> Result<i32> {
                 None
             };
             if config.output == Output::Text {
-                println!("{plan}");
+                println!("{}", plan.render(plan_colours()));
             }
             if !plan.has_changes() {
                 if let Some(held) = lease {
@@ -446,7 +455,7 @@ async fn execute(command: Command) -> Result<i32> {
             };
             let plan = controller.plan_destroy(bucket).await?;
             if config.output == Output::Text {
-                println!("{plan}");
+                println!("{}", plan.render(plan_colours()));
             }
             if plan.count(Action::Delete) == 0 && plan.refused().is_empty() {
                 if config.output == Output::Text {

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::detail::{Detail, details};
+
 /// A resource described field by field.
 pub type Fields = BTreeMap<String, Value>;
 
@@ -17,6 +19,19 @@ pub struct FieldDiff {
     pub desired: Value,
     /// `null` when the field is not set in AWS.
     pub observed: Value,
+    /// The same difference key by key inside the field ([`details`]).
+    pub changes: Vec<Detail>,
+}
+
+impl FieldDiff {
+    pub fn new(field: &str, observed: Value, desired: Value) -> FieldDiff {
+        FieldDiff {
+            field: field.to_string(),
+            changes: details(field, &observed, &desired),
+            desired,
+            observed,
+        }
+    }
 }
 
 /// Every field of `desired` that `observed` lacks or holds differently.
@@ -25,11 +40,7 @@ pub fn diff_fields(desired: &Fields, observed: &Fields) -> Vec<FieldDiff> {
         .iter()
         .filter_map(|(field, want)| {
             let have = observed.get(field).cloned().unwrap_or(Value::Null);
-            (have != *want).then(|| FieldDiff {
-                field: field.clone(),
-                desired: want.clone(),
-                observed: have,
-            })
+            (have != *want).then(|| FieldDiff::new(field, have, want.clone()))
         })
         .collect()
 }
@@ -85,14 +96,7 @@ fn as_sorted_list(value: Value) -> Value {
     Value::Array(items)
 }
 
-/// A short, one-line rendering of a value for people.
-pub fn show(value: &Value) -> String {
-    match value {
-        Value::Null => "(not set)".to_string(),
-        Value::String(text) => format!("{text:?}"),
-        other => other.to_string(),
-    }
-}
+pub use crate::detail::show;
 
 #[cfg(test)]
 mod tests {

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod cloud;
 pub mod daemon;
 pub mod desired;
+pub mod detail;
 pub mod field;
 pub mod image;
 pub mod lease;

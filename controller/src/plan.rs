@@ -5,7 +5,8 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::field::{FieldDiff, show};
+use crate::detail;
+use crate::field::FieldDiff;
 use crate::resources::ResourceId;
 
 /// What happens to one resource.
@@ -129,17 +130,65 @@ impl Plan {
     }
 }
 
-impl fmt::Display for Plan {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+/// How a plan is coloured on a terminal (nothing otherwise).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Colours {
+    pub on: bool,
+}
+
+impl Colours {
+    fn paint(self, style: anstyle::Style, text: &str) -> String {
+        if self.on {
+            format!("{}{text}{}", style.render(), style.render_reset())
+        } else {
+            text.to_string()
+        }
+    }
+
+    fn action(self, action: Action, text: &str) -> String {
+        let colour = match action {
+            Action::Create => anstyle::AnsiColor::Green,
+            Action::Update => anstyle::AnsiColor::Yellow,
+            Action::Replace | Action::Delete | Action::Refused => anstyle::AnsiColor::Red,
+            Action::Retain | Action::Orphan => anstyle::AnsiColor::Cyan,
+            Action::InSync | Action::Absent => return text.to_string(),
+        };
+        self.paint(anstyle::Style::new().fg_color(Some(colour.into())), text)
+    }
+
+    fn observed(self, text: &str) -> String {
+        self.paint(
+            anstyle::Style::new().fg_color(Some(anstyle::AnsiColor::Red.into())),
+            text,
+        )
+    }
+
+    fn desired(self, text: &str) -> String {
+        self.paint(
+            anstyle::Style::new().fg_color(Some(anstyle::AnsiColor::Green.into())),
+            text,
+        )
+    }
+}
+
+impl Plan {
+    /// The plan as people read it, coloured when `colours.on` (a terminal).
+    pub fn render(&self, colours: Colours) -> String {
+        let mut text = String::new();
+        let _ = self.write(&mut text, colours);
+        text
+    }
+
+    fn write(&self, f: &mut impl fmt::Write, colours: Colours) -> fmt::Result {
         writeln!(f, "Deployment {}:", self.deployment)?;
         for change in &self.changes {
-            write!(
-                f,
+            let head = format!(
                 "  {:>3} {:<12} {}",
                 change.action.symbol(),
                 change.resource.kind.as_str(),
                 change.resource.name
-            )?;
+            );
+            write!(f, "{}", colours.action(change.action, &head))?;
             if matches!(
                 change.action,
                 Action::InSync | Action::Absent | Action::Retain | Action::Refused | Action::Orphan
@@ -151,13 +200,25 @@ impl fmt::Display for Plan {
                 writeln!(f, "        {reason}")?;
             }
             for diff in &change.diffs {
-                writeln!(
-                    f,
-                    "        {}: {} -> {}",
-                    diff.field,
-                    show(&diff.observed),
-                    show(&diff.desired)
-                )?;
+                let top_level = diff.changes.len() == 1 && diff.changes[0].path == diff.field;
+                for detail in &diff.changes {
+                    let (line, observed, desired) = detail::render(detail, top_level);
+                    match (observed, desired) {
+                        (Some(observed), Some(desired)) => writeln!(
+                            f,
+                            "        {line}: {} -> {}",
+                            colours.observed(&observed),
+                            colours.desired(&desired)
+                        )?,
+                        (Some(observed), None) => {
+                            writeln!(f, "        {line} (was {})", colours.observed(&observed))?
+                        }
+                        (None, Some(desired)) => {
+                            writeln!(f, "        {line} {}", colours.desired(&desired))?
+                        }
+                        (None, None) => writeln!(f, "        {line}")?,
+                    }
+                }
             }
         }
         write!(
@@ -178,5 +239,11 @@ impl fmt::Display for Plan {
             write!(f, ", {orphans} orphaned and kept")?;
         }
         Ok(())
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write(f, Colours::default())
     }
 }
