@@ -91,6 +91,9 @@ enum Command {
         config: ConfigArg,
         #[command(flatten)]
         prune: PruneArgs,
+        /// Also save the plan to this file, for `apply --plan`.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
     /// Converge the deployment to the file, deleting what it no longer names.
     Apply {
@@ -107,6 +110,11 @@ enum Command {
         /// the daemon moves it on, reading where it stands from the alias.
         #[arg(long)]
         no_wait: bool,
+        /// Carry out exactly the plan `diff --out FILE` saved, or refuse if
+        /// the file or anything it observed changed since (no question
+        /// asked: the plan was reviewed).
+        #[arg(long, value_name = "FILE")]
+        plan: Option<PathBuf>,
     },
     /// Point a function's release alias back at the previous version (or
     /// `--to`) at once; the version taken out is not released again until
@@ -247,6 +255,14 @@ fn load(config: &ConfigArg) -> Result<Spec> {
     Ok(Spec::load(&config.config)?)
 }
 
+/// The file's spec and the text it was read from (saved plans carry a
+/// digest of that text).
+fn load_with_text(config: &ConfigArg) -> Result<(Spec, String)> {
+    let text = std::fs::read_to_string(&config.config)
+        .map_err(|error| anyhow::anyhow!("cannot read {}: {error}", config.config.display()))?;
+    Ok((Spec::parse(&config.config, &text)?, text))
+}
+
 fn print_json(value: &impl serde::Serialize) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
@@ -323,8 +339,9 @@ async fn execute(command: Command) -> Result<i32> {
             }
             Ok(EXIT_OK)
         }
-        Command::Diff { config, prune } => {
-            let mut controller = Controller::connect(load(&config)?).await?;
+        Command::Diff { config, prune, out } => {
+            let (spec, text) = load_with_text(&config)?;
+            let mut controller = Controller::connect(spec).await?;
             controller.set_prune(!prune.no_prune);
             let images = Images::prepare(
                 &controller.spec,
@@ -334,6 +351,10 @@ async fn execute(command: Command) -> Result<i32> {
             .await?;
             let plan = image::plan(&mut controller, &images).await?;
             let differs = plan.has_changes();
+            if let Some(out) = &out {
+                crate::saved_plan::SavedPlan::new(&plan, &config.config, &text).write(out)?;
+                tracing::info!(file = %out.display(), "plan saved; carry it out with apply --plan");
+            }
             if config.output == Output::Json {
                 print_json(
                     &serde_json::json!({"in_sync": !differs, "plan": plan, "calls": controller.calls(), "images": images.report()}),
@@ -355,8 +376,13 @@ async fn execute(command: Command) -> Result<i32> {
             prune,
             yes,
             no_wait,
+            plan: saved,
         } => {
-            let mut controller = Controller::connect(load(&config)?).await?;
+            let saved = saved
+                .map(|path| crate::saved_plan::SavedPlan::read(&path).map(|plan| (path, plan)))
+                .transpose()?;
+            let (spec, text) = load_with_text(&config)?;
+            let mut controller = Controller::connect(spec).await?;
             controller.set_prune(!prune.no_prune);
             if no_wait {
                 let waits = controller.ctx.waits;
@@ -384,6 +410,19 @@ async fn execute(command: Command) -> Result<i32> {
             } else {
                 None
             };
+            if let Some((path, saved)) = &saved {
+                let moved = saved.moved(&config.config, &text, &plan);
+                if !moved.is_empty() {
+                    if let Some(held) = lease {
+                        release(held).await;
+                    }
+                    return Err(crate::saved_plan::SavedPlanError::Stale {
+                        path: path.clone(),
+                        moved,
+                    }
+                    .into());
+                }
+            }
             if config.output == Output::Text {
                 println!("{}", plan.render(plan_colours()));
             }
@@ -404,7 +443,7 @@ async fn execute(command: Command) -> Result<i32> {
                 }
                 return Ok(EXIT_OK);
             }
-            if plan.destroys() && !yes {
+            if plan.destroys() && !yes && saved.is_none() {
                 if let Err(refused) = confirm_changes(&plan) {
                     if let Some(held) = lease {
                         release(held).await;

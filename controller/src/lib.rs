@@ -21,4 +21,5 @@ pub mod reconcile;
 pub mod releases;
 pub mod resources;
 pub mod rollback;
+pub mod saved_plan;
 pub mod spec;

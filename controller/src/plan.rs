@@ -77,6 +77,11 @@ pub struct Change {
     /// Why: the field that forces a replacement, the owner of a refused resource.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// A digest of the resource as observed (its ownership and every
+    /// compared field; secrets only as their keyed digest), `absent` when it
+    /// does not exist; what a saved plan is checked against.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed: Option<String>,
 }
 
 impl Change {
@@ -87,6 +92,7 @@ impl Change {
             action,
             diffs: Vec::new(),
             reason: None,
+            observed: None,
         }
     }
 }

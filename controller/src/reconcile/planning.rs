@@ -20,8 +20,50 @@ pub fn refusal(ownership: &Ownership, kind: &dyn ResourceKind, deployment: &str)
     }
 }
 
+/// A digest of a resource as observed (`absent` when it does not exist),
+/// the same from one run to the next: a secret's value, which plans show
+/// only as a digest keyed for this run, counts as whether it matches the
+/// desired value.
+pub fn observed_digest(observed: Option<&Observed>, desired: &crate::field::Fields) -> String {
+    use sha2::{Digest, Sha256};
+    match observed {
+        None => "absent".to_string(),
+        Some(observed) => {
+            let fields: crate::field::Fields = observed
+                .fields
+                .iter()
+                .map(|(field, value)| {
+                    let keyed = value.as_str().is_some_and(|text| {
+                        text.starts_with(crate::resources::secret::DIGEST_PREFIX)
+                    });
+                    let value = if keyed {
+                        serde_json::json!({"matches_desired": desired.get(field) == Some(value)})
+                    } else {
+                        value.clone()
+                    };
+                    (field.clone(), value)
+                })
+                .collect();
+            let text = serde_json::json!({
+                "ownership": format!("{:?}", observed.ownership),
+                "fields": fields,
+            })
+            .to_string();
+            hex::encode(Sha256::digest(text.as_bytes()))[..16].to_string()
+        }
+    }
+}
+
 /// Decides what apply does to one resource of the file.
 pub fn plan_apply(desired: &dyn Resource, observed: Option<Observed>, deployment: &str) -> Change {
+    let digest = observed_digest(observed.as_ref(), &desired.fields());
+    Change {
+        observed: Some(digest),
+        ..decide_apply(desired, observed, deployment)
+    }
+}
+
+fn decide_apply(desired: &dyn Resource, observed: Option<Observed>, deployment: &str) -> Change {
     let resource = desired.id();
     let Some(observed) = observed else {
         return Change::new(resource, Action::Create);

@@ -65,9 +65,12 @@ fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
+/// How every keyed digest of a secret value starts.
+pub const DIGEST_PREFIX: &str = "hmac-sha256:";
+
 fn digest_of(value: &str) -> String {
     let mac = hmac_sha256(process_key(), value.as_bytes());
-    format!("hmac-sha256:{}", &hex::encode(mac)[..16])
+    format!("{DIGEST_PREFIX}{}", &hex::encode(mac)[..16])
 }
 
 #[derive(Clone, Debug, PartialEq)]
