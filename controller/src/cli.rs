@@ -132,6 +132,19 @@ enum Command {
         #[arg(long, requires = "function")]
         to: Option<String>,
     },
+    /// Print where the deployment lives, read from AWS: invoke URLs, API
+    /// id and stage, function and alias ARNs, image digests, bucket,
+    /// secret and rule ARNs. With NAME, only that value (for the shell:
+    /// `curl "$(controller output invoke_url.detect)"`).
+    Output {
+        /// `[CONFIG] [NAME]`: a path to the desired-state file (default
+        /// `config/prod.toml`) and/or an output's name.
+        #[arg(num_args = 0..=2, value_name = "CONFIG | NAME")]
+        args: Vec<String>,
+        /// All outputs as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// List each function's published versions (digest, when published)
     /// and which alias sends each what share of traffic; read-only.
     Releases(ConfigArg),
@@ -255,6 +268,27 @@ fn load(config: &ConfigArg) -> Result<Spec> {
     Ok(Spec::load(&config.config)?)
 }
 
+/// `output`'s arguments: a desired-state file (an existing path, or one
+/// ending in `.toml`) and an output name, in either order, both optional.
+fn output_arguments(args: &[String]) -> Result<(PathBuf, Option<String>)> {
+    let mut config = None;
+    let mut name = None;
+    for arg in args {
+        let is_file = arg.ends_with(".toml") || std::path::Path::new(arg).is_file();
+        let slot = if is_file { &mut config } else { &mut name };
+        if slot.replace(arg.clone()).is_some() {
+            anyhow::bail!(
+                "give at most one desired-state file and one output name (got {})",
+                args.join(" ")
+            );
+        }
+    }
+    Ok((
+        PathBuf::from(config.unwrap_or_else(|| "config/prod.toml".into())),
+        name,
+    ))
+}
+
 /// The file's spec and the text it was read from (saved plans carry a
 /// digest of that text).
 fn load_with_text(config: &ConfigArg) -> Result<(Spec, String)> {
@@ -323,6 +357,28 @@ async fn execute(command: Command) -> Result<i32> {
             } else {
                 for done in &rolled_back {
                     println!("{done}");
+                }
+            }
+            Ok(EXIT_OK)
+        }
+        Command::Output { args, json } => {
+            let (config, name) = output_arguments(&args)?;
+            let controller = Controller::connect(Spec::load(&config)?).await?;
+            let outputs = crate::outputs::read(&controller).await?;
+            match name {
+                Some(name) => match outputs.get(&name) {
+                    Some(value) => println!("{value}"),
+                    None => anyhow::bail!(
+                        "no output {name:?} in {}: it is not one this deployment has, or it is not deployed (outputs: {})",
+                        config.display(),
+                        outputs.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                },
+                None if json => print_json(&outputs)?,
+                None => {
+                    for (name, value) in &outputs {
+                        println!("{name} = {value}");
+                    }
                 }
             }
             Ok(EXIT_OK)

@@ -15,6 +15,7 @@ pub mod detail;
 pub mod field;
 pub mod image;
 pub mod lease;
+pub mod outputs;
 pub mod ownership;
 pub mod plan;
 pub mod reconcile;

@@ -229,6 +229,19 @@ impl Controller {
         Ok(Vec::new())
     }
 
+    /// The id AWS gave the file's REST API, if it exists.
+    pub async fn api_id(&self) -> Result<Option<String>, Error> {
+        for desired in self.resources().await? {
+            if let Some(api) = desired.as_any().downcast_ref::<resources::api::Desired>() {
+                return api.id(&self.ctx).await.map_err(|cause| Error::Observe {
+                    resource: desired.id(),
+                    cause,
+                });
+            }
+        }
+        Ok(None)
+    }
+
     /// Observes every resource, finds the orphans, and plans what apply
     /// would do.
     pub async fn plan(&self) -> Result<Plan, Error> {
