@@ -145,6 +145,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print a completion script for a shell (`controller completions bash
+    /// > /etc/bash_completion.d/controller`).
+    Completions { shell: clap_complete::Shell },
+    /// Print the manual page (roff; `controller man | man -l -`).
+    Man,
     /// List each function's published versions (digest, when published)
     /// and which alias sends each what share of traffic; read-only.
     Releases(ConfigArg),
@@ -233,6 +238,30 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 /// Runs the command line and returns the process exit code.
 pub fn run() -> i32 {
     let cli = Cli::parse();
+    // Generated from the command line's own definition; no AWS, no logs.
+    match &cli.command {
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                *shell,
+                &mut Cli::command(),
+                "controller",
+                &mut std::io::stdout(),
+            );
+            return EXIT_OK;
+        }
+        Command::Man => {
+            use clap::CommandFactory;
+            return match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+                Ok(()) => EXIT_OK,
+                Err(error) => {
+                    eprintln!("error: cannot write the manual page: {error}");
+                    EXIT_ERROR
+                }
+            };
+        }
+        _ => {}
+    }
     init_logging(&cli);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -361,6 +390,8 @@ async fn execute(command: Command) -> Result<i32> {
             }
             Ok(EXIT_OK)
         }
+        // Handled in `run`, before logging and the runtime start.
+        Command::Completions { .. } | Command::Man => Ok(EXIT_OK),
         Command::Output { args, json } => {
             let (config, name) = output_arguments(&args)?;
             let controller = Controller::connect(Spec::load(&config)?).await?;

@@ -716,3 +716,68 @@ fn the_shipped_configs_are_valid() {
         );
     }
 }
+
+#[test]
+fn every_problem_of_a_file_is_reported_at_once_with_the_nearest_key() {
+    let text = base()
+        .replacen("timeout_seconds = 30", "timout_seconds = 30", 1)
+        .replacen("memory_mb = 1024", "memory_mb = 99999", 1)
+        .replacen("retention_days = 7", "retention_days = \"seven\"", 1)
+        .replacen(
+            "stage = \"local\"",
+            "stage = \"local\"\nthrotle_rate_limit = 5.0",
+            1,
+        );
+    let error =
+        controller::spec::Spec::parse(std::path::Path::new("prod.toml"), &text).unwrap_err();
+    let problems: Vec<String> = error
+        .problems
+        .iter()
+        .map(|p| format!("{}: {}", p.field, p.message))
+        .collect();
+    assert_eq!(problems.len(), 4, "{error}");
+    let expect = [
+        (
+            "functions.detection.timout_seconds",
+            "did you mean `timeout_seconds`?",
+            "timout_seconds",
+        ),
+        (
+            "functions.detection.memory_mb",
+            "out of range",
+            "memory_mb = |99999",
+        ),
+        (
+            "functions.detection.logs.retention_days",
+            "invalid type",
+            "retention_days = |\"seven\"",
+        ),
+        (
+            "api.throtle_rate_limit",
+            "did you mean `throttle_rate_limit`?",
+            "throtle_rate_limit",
+        ),
+    ];
+    for (field, message, at) in expect {
+        let problem = error
+            .problems
+            .iter()
+            .find(|problem| problem.field == field)
+            .unwrap_or_else(|| panic!("no problem for {field}: {error}"));
+        assert!(
+            problem.message.contains(message),
+            "{field}: {}",
+            problem.message
+        );
+        let (line, column) = position_of(&text, at).unwrap();
+        let position = problem.position.unwrap();
+        assert_eq!((position.line, position.column), (line, column), "{field}");
+    }
+    // In file order, each as file:line:column: field: problem.
+    let lines: Vec<String> = error.to_string().lines().map(str::to_string).collect();
+    assert_eq!(lines.len(), 4);
+    assert!(
+        lines.iter().all(|line| line.starts_with("prod.toml:")),
+        "{lines:?}"
+    );
+}

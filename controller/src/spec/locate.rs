@@ -98,8 +98,83 @@ fn locate(text: &str, path: &[&str], want_key: bool) -> Option<Range<usize>> {
     best
 }
 
+/// The key path (`functions.detection.timout_seconds`, with array
+/// indexes as numbers) of the deepest key or value written at `offset`.
+pub fn path_at(text: &str, offset: usize) -> Option<Vec<String>> {
+    let root = DeTable::parse(text).ok()?;
+    let mut path = Vec::new();
+    path_in_table(root.get_ref(), offset, &mut path).then_some(path)
+}
+
+fn path_in_table(table: &DeTable, offset: usize, path: &mut Vec<String>) -> bool {
+    for (key, value) in table.iter() {
+        if key.span().contains(&offset) {
+            path.push(key.get_ref().to_string());
+            return true;
+        }
+        if value.span().contains(&offset) || container_holds(value.get_ref(), offset) {
+            path.push(key.get_ref().to_string());
+            path_in_value(value.get_ref(), offset, path);
+            return true;
+        }
+    }
+    false
+}
+
+/// Whether a table or array (whose own span may be only its header) holds
+/// something written at `offset`.
+fn container_holds(value: &DeValue, offset: usize) -> bool {
+    match value {
+        DeValue::Table(table) => table.iter().any(|(key, value)| {
+            key.span().contains(&offset)
+                || value.span().contains(&offset)
+                || container_holds(value.get_ref(), offset)
+        }),
+        DeValue::Array(items) => items
+            .iter()
+            .any(|item| item.span().contains(&offset) || container_holds(item.get_ref(), offset)),
+        _ => false,
+    }
+}
+
+fn path_in_value(value: &DeValue, offset: usize, path: &mut Vec<String>) {
+    match value {
+        DeValue::Table(table) => {
+            path_in_table(table, offset, path);
+        }
+        DeValue::Array(items) => {
+            if let Some((index, item)) = items.iter().enumerate().find(|(_, item)| {
+                item.span().contains(&offset) || container_holds(item.get_ref(), offset)
+            }) {
+                path.push(index.to_string());
+                path_in_value(item.get_ref(), offset, path);
+            }
+        }
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_path_of_what_is_written_at_an_offset() {
+        let text = "[functions.detection]\ntimout_seconds = 3\n\n[[api.routes]]\nmethod = \"GET\"\n\n[[api.routes]]\nmethd = \"FETCH\"\n[functions.detection.release]\ncanary = { percent = 10, minuts = 1 }\n";
+        for (needle, expected) in [
+            (
+                "timout_seconds",
+                vec!["functions", "detection", "timout_seconds"],
+            ),
+            ("methd", vec!["api", "routes", "1", "methd"]),
+            (
+                "minuts",
+                vec!["functions", "detection", "release", "canary", "minuts"],
+            ),
+        ] {
+            let offset = text.find(needle).unwrap();
+            assert_eq!(super::path_at(text, offset).unwrap(), expected, "{needle}");
+        }
+    }
+
     use super::*;
 
     #[test]

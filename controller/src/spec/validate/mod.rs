@@ -33,6 +33,19 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
+    /// Every problem found, in file order.
+    fn into_error(mut self, path: &Path) -> SpecError {
+        self.problems.sort_by_key(|(offset, _)| *offset);
+        SpecError {
+            path: path.to_path_buf(),
+            problems: self
+                .problems
+                .into_iter()
+                .map(|(_, problem)| problem)
+                .collect(),
+        }
+    }
+
     /// A problem with the value at `path`.
     fn problem(&mut self, path: &[&str], message: impl Into<String>) {
         let offset = span_of(self.text, path).map_or(0, |span| span.start);
@@ -116,35 +129,137 @@ impl NameRule {
 }
 
 pub(super) fn parse(path: &Path, text: &str) -> Result<Spec, SpecError> {
-    let raw: RawSpec = toml::from_str(text).map_err(|error| {
-        let position = error.span().map(|span| position_of(text, span.start));
-        SpecError {
-            path: path.to_path_buf(),
-            problems: vec![SpecProblem {
-                field: String::new(),
-                position,
-                message: error.message().trim().to_string(),
-            }],
-        }
-    })?;
     let mut checker = Checker {
         text,
         problems: Vec::new(),
+    };
+    let Some(raw) = read_raw(text, &mut checker) else {
+        return Err(checker.into_error(path));
     };
     let spec = build(path, raw, &mut checker);
     functions::check_environment_sizes(&spec, &mut checker);
     if checker.problems.is_empty() {
         Ok(spec)
     } else {
-        checker.problems.sort_by_key(|(offset, _)| *offset);
-        Err(SpecError {
-            path: path.to_path_buf(),
-            problems: checker
-                .problems
-                .into_iter()
-                .map(|(_, problem)| problem)
-                .collect(),
-        })
+        Err(checker.into_error(path))
+    }
+}
+
+/// The most keys set aside before reading gives up.
+const MOST_SET_ASIDE: usize = 100;
+
+/// Reads the file into its raw structure, reporting every unknown key and
+/// every value of the wrong type, not only the first: each one is a
+/// problem, set aside (removed from a copy of the document) and the rest
+/// read again, so that the range checks still run on everything else.
+/// `None` after a syntax error or a problem that cannot be set aside (a
+/// missing required key).
+fn read_raw(text: &str, checker: &mut Checker) -> Option<RawSpec> {
+    let mut document: toml_edit::DocumentMut = match text.parse() {
+        Ok(document) => document,
+        Err(error) => {
+            let offset = error.span().map_or(0, |span| span.start);
+            checker.push(&[], offset, error.message().trim().to_string());
+            return None;
+        }
+    };
+    for _ in 0..MOST_SET_ASIDE {
+        let current = document.to_string();
+        let error = match toml::from_str::<RawSpec>(&current) {
+            Ok(raw) => return Some(raw),
+            Err(error) => error,
+        };
+        let message = error.message().trim().to_string();
+        let key_path = error
+            .span()
+            .and_then(|span| super::locate::path_at(&current, span.start));
+        let set_aside = message.starts_with("unknown field") || message.starts_with("invalid type");
+        let Some(key_path) = key_path.filter(|_| set_aside) else {
+            // Not a key to set aside: said where the text has it (the
+            // copy's offsets are the file's until something is set aside).
+            let offset = if current == text {
+                error.span().map_or(0, |span| span.start)
+            } else {
+                error
+                    .span()
+                    .and_then(|span| super::locate::path_at(&current, span.start))
+                    .and_then(|found| {
+                        let found: Vec<&str> = found.iter().map(String::as_str).collect();
+                        span_of(text, &found).map(|span| span.start)
+                    })
+                    .unwrap_or(0)
+            };
+            checker.push(&[], offset, message);
+            return None;
+        };
+        let segments: Vec<&str> = key_path.iter().map(String::as_str).collect();
+        let offset = if message.starts_with("unknown field") {
+            key_span_of(text, &segments)
+        } else {
+            span_of(text, &segments)
+        }
+        .map_or(0, |span| span.start);
+        let message = match nearest_key(&message) {
+            Some(nearest) => format!("{message}; did you mean `{nearest}`?"),
+            None => message,
+        };
+        checker.push(&segments, offset, message);
+        if !remove_path(document.as_table_mut(), &segments) {
+            return None;
+        }
+    }
+    None
+}
+
+/// For serde's "unknown field `x`, expected one of `a`, `b`": the expected
+/// key nearest `x`, when it is near enough to be a misspelling.
+fn nearest_key(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (unknown, expected) = rest.split_once('`')?;
+    expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(|candidate| (strsim::levenshtein(unknown, candidate), candidate))
+        .filter(|(distance, candidate)| *distance <= 2.max(candidate.len() / 3))
+        .min()
+        .map(|(_, candidate)| candidate.to_string())
+}
+
+/// Removes the item at `path` (keys, and indexes in arrays of tables).
+fn remove_path(table: &mut toml_edit::Table, path: &[&str]) -> bool {
+    let Some((first, rest)) = path.split_first() else {
+        return false;
+    };
+    if rest.is_empty() {
+        return table.remove(first).is_some();
+    }
+    match table.get_mut(first) {
+        Some(toml_edit::Item::Table(inner)) => remove_path(inner, rest),
+        Some(toml_edit::Item::ArrayOfTables(tables)) => rest
+            .split_first()
+            .and_then(|(index, rest)| {
+                let inner = tables.get_mut(index.parse().ok()?)?;
+                Some(remove_path(inner, rest))
+            })
+            .unwrap_or(false),
+        Some(toml_edit::Item::Value(toml_edit::Value::InlineTable(inline))) => {
+            remove_from_inline(inline, rest)
+        }
+        _ => false,
+    }
+}
+
+fn remove_from_inline(table: &mut toml_edit::InlineTable, path: &[&str]) -> bool {
+    let Some((first, rest)) = path.split_first() else {
+        return false;
+    };
+    if rest.is_empty() {
+        return table.remove(first).is_some();
+    }
+    match table.get_mut(first) {
+        Some(toml_edit::Value::InlineTable(inner)) => remove_from_inline(inner, rest),
+        _ => false,
     }
 }
 
