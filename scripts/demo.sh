@@ -17,7 +17,7 @@ scripts/local-cloud.sh start
 
 step "Building the controller and the training CLI"
 cargo build --quiet -p controller -p training
-bin=target/debug
+bin="${CARGO_TARGET_DIR:-target}/debug"
 
 # The local cloud accepts any credentials; against AWS your own chain is used.
 export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-local}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-local}"

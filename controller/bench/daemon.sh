@@ -16,7 +16,7 @@ interval="${INTERVAL:-10s}"
 command -v moto_server >/dev/null || scripts/local-cloud.sh install
 if [ -z "${BIN:-}" ]; then
     cargo build --quiet -p controller
-    BIN=target/debug/controller
+    BIN="${CARGO_TARGET_DIR:-target}/debug/controller"
 fi
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

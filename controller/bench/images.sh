@@ -15,7 +15,7 @@ runs="${1:-5}"
 scripts/local-cloud.sh install
 docker info >/dev/null 2>&1 || { echo "the Docker daemon does not answer: scripts/local-cloud.sh engine" >&2; exit 1; }
 cargo build --quiet -p controller
-bin=target/debug/controller
+bin="${CARGO_TARGET_DIR:-target}/debug/controller"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 moto_port=$(free_port)

@@ -15,7 +15,7 @@ baseline="${2:-}"
 
 scripts/local-cloud.sh install
 cargo build --quiet -p controller
-bin=target/debug/controller
+bin="${CARGO_TARGET_DIR:-target}/debug/controller"
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 work=$(mktemp -d)
