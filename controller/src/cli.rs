@@ -91,6 +91,8 @@ enum Command {
         config: ConfigArg,
         #[command(flatten)]
         prune: PruneArgs,
+        #[command(flatten)]
+        select: SelectArgs,
         /// Also save the plan to this file, for `apply --plan`.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
@@ -103,6 +105,8 @@ enum Command {
         lease: LeaseArgs,
         #[command(flatten)]
         prune: PruneArgs,
+        #[command(flatten)]
+        select: SelectArgs,
         /// Do not ask for confirmation before deleting or replacing (for scripts).
         #[arg(long, short = 'y')]
         yes: bool,
@@ -165,6 +169,11 @@ enum Command {
         /// Delete every object version of the model bucket, then the bucket.
         #[arg(long)]
         delete_bucket: bool,
+        #[command(flatten)]
+        select: SelectArgs,
+        /// List what would be deleted and what kept, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
         /// Do not ask for confirmation (for scripts).
         #[arg(long, short = 'y')]
         yes: bool,
@@ -194,6 +203,24 @@ enum Command {
         )]
         lease_ttl: Duration,
     },
+}
+
+/// Which resources a command acts on.
+#[derive(Debug, Args)]
+struct SelectArgs {
+    /// Act on these only: `KIND` or `KIND/NAME` (a trailing `*` in NAME
+    /// matches any rest), repeatable; `function/anomaly-prod-detection`.
+    #[arg(long = "only", value_name = "KIND[/NAME]")]
+    only: Vec<String>,
+    /// Leave these alone: `KIND` or `KIND/NAME`, repeatable.
+    #[arg(long = "exclude", value_name = "KIND[/NAME]")]
+    exclude: Vec<String>,
+}
+
+impl SelectArgs {
+    fn selector(&self) -> Result<reconcile::select::Selector> {
+        Ok(reconcile::select::Selector::new(&self.only, &self.exclude)?)
+    }
 }
 
 /// What happens to resources the file no longer names.
@@ -426,7 +453,13 @@ async fn execute(command: Command) -> Result<i32> {
             }
             Ok(EXIT_OK)
         }
-        Command::Diff { config, prune, out } => {
+        Command::Diff {
+            config,
+            prune,
+            select,
+            out,
+        } => {
+            let selector = select.selector()?;
             let (spec, text) = load_with_text(&config)?;
             let mut controller = Controller::connect(spec).await?;
             controller.set_prune(!prune.no_prune);
@@ -437,6 +470,7 @@ async fn execute(command: Command) -> Result<i32> {
             )
             .await?;
             let plan = image::plan(&mut controller, &images).await?;
+            let plan = controller.select(plan, &selector, false).await?;
             let differs = plan.has_changes();
             if let Some(out) = &out {
                 crate::saved_plan::SavedPlan::new(&plan, &config.config, &text).write(out)?;
@@ -464,7 +498,9 @@ async fn execute(command: Command) -> Result<i32> {
             yes,
             no_wait,
             plan: saved,
+            select,
         } => {
+            let selector = select.selector()?;
             let saved = saved
                 .map(|path| crate::saved_plan::SavedPlan::read(&path).map(|plan| (path, plan)))
                 .transpose()?;
@@ -481,12 +517,17 @@ async fn execute(command: Command) -> Result<i32> {
             let progress = Progress::detect();
             let mut images =
                 Images::prepare(&controller.spec, &controller.ctx.clients, &progress).await?;
-            let mut plan = image::plan(&mut controller, &images).await?;
+            let plan = image::plan(&mut controller, &images).await?;
+            let mut plan = controller.select(plan, &selector, false).await?;
             // Changes to make: take the writers' lease and plan again under it.
             let lease = if plan.has_changes() {
                 let held = take_lease(&controller, &lease, "apply", true).await?;
                 controller.set_fence(Some(held.guard()));
-                plan = match image::plan(&mut controller, &images).await {
+                let replanned = match image::plan(&mut controller, &images).await {
+                    Ok(plan) => controller.select(plan, &selector, false).await,
+                    Err(error) => Err(error),
+                };
+                plan = match replanned {
                     Ok(plan) => plan,
                     Err(error) => {
                         release(held).await;
@@ -568,7 +609,10 @@ async fn execute(command: Command) -> Result<i32> {
             retain_bucket,
             delete_bucket,
             yes,
+            select,
+            dry_run,
         } => {
+            let selector = select.selector()?;
             let spec = load(&config)?;
             let name = spec.deployment.name.clone();
             let mut controller = Controller::connect(spec).await?;
@@ -580,8 +624,23 @@ async fn execute(command: Command) -> Result<i32> {
                 BucketOnDestroy::AsConfigured
             };
             let plan = controller.plan_destroy(bucket).await?;
+            let plan = controller.select(plan, &selector, true).await?;
             if config.output == Output::Text {
                 println!("{}", plan.render(plan_colours()));
+            }
+            if dry_run {
+                if config.output == Output::Json {
+                    print_json(
+                        &serde_json::json!({"changed": false, "dry_run": true, "plan": plan}),
+                    )?;
+                } else {
+                    println!(
+                        "Dry run: {} would be deleted, {} kept; nothing was changed.",
+                        plan.count(Action::Delete),
+                        plan.count(Action::Retain) + plan.count(Action::Refused)
+                    );
+                }
+                return Ok(EXIT_OK);
             }
             if plan.count(Action::Delete) == 0 && plan.refused().is_empty() {
                 if config.output == Output::Text {
@@ -594,17 +653,18 @@ async fn execute(command: Command) -> Result<i32> {
             if !yes {
                 confirm(&name)?;
             }
-            let outcome = match destroy_under_lease(&mut controller, plan, bucket, &lease).await {
-                Ok(outcome) => outcome,
-                Err(error) => match error.downcast::<reconcile::Error>() {
-                    Ok(reconcile::Error::Incomplete(outcome)) => {
-                        report(&outcome, config.output, "Destroyed")?;
-                        return Ok(EXIT_ERROR);
-                    }
-                    Ok(other) => return Err(other.into()),
-                    Err(other) => return Err(other),
-                },
-            };
+            let outcome =
+                match destroy_under_lease(&mut controller, plan, bucket, &lease, &selector).await {
+                    Ok(outcome) => outcome,
+                    Err(error) => match error.downcast::<reconcile::Error>() {
+                        Ok(reconcile::Error::Incomplete(outcome)) => {
+                            report(&outcome, config.output, "Destroyed")?;
+                            return Ok(EXIT_ERROR);
+                        }
+                        Ok(other) => return Err(other.into()),
+                        Err(other) => return Err(other),
+                    },
+                };
             report(&outcome, config.output, "Destroyed")?;
             Ok(EXIT_OK)
         }
@@ -670,6 +730,7 @@ async fn destroy_under_lease(
     plan: Plan,
     bucket: BucketOnDestroy,
     args: &LeaseArgs,
+    selector: &reconcile::select::Selector,
 ) -> Result<Outcome> {
     let is_bucket = |change: &crate::plan::Change| change.resource.kind == bucket::KIND.kind();
     if !plan
@@ -682,7 +743,11 @@ async fn destroy_under_lease(
     }
     let held = take_lease(controller, args, "destroy", false).await?;
     controller.set_fence(Some(held.guard()));
-    let plan = match controller.plan_destroy(bucket).await {
+    let replanned = match controller.plan_destroy(bucket).await {
+        Ok(plan) => controller.select(plan, selector, true).await,
+        Err(error) => Err(error),
+    };
+    let plan = match replanned {
         Ok(plan) => plan,
         Err(error) => {
             release(held).await;

@@ -10,6 +10,7 @@ mod graph;
 mod order;
 mod outcome;
 mod planning;
+pub mod select;
 
 use futures::future::join_all;
 
@@ -49,6 +50,8 @@ pub enum Error {
     Incomplete(Box<Outcome>),
     #[error("cannot order the changes: {0}")]
     Order(#[from] graph::Cycle),
+    #[error(transparent)]
+    Select(#[from] select::SelectError),
 }
 
 fn refused_message(changes: &[Change]) -> String {
@@ -240,6 +243,26 @@ impl Controller {
             }
         }
         Ok(None)
+    }
+
+    /// `plan` narrowed to what `selector` selects, with the dependencies
+    /// checked (see [`select`]).
+    pub async fn select(
+        &self,
+        plan: Plan,
+        selector: &select::Selector,
+        destroy: bool,
+    ) -> Result<Plan, Error> {
+        if selector.is_everything() {
+            return Ok(plan);
+        }
+        let dependencies = self
+            .resources()
+            .await?
+            .iter()
+            .map(|resource| (resource.id(), resource.dependencies()))
+            .collect();
+        Ok(selector.narrow(plan, &dependencies, destroy)?)
     }
 
     /// Observes every resource, finds the orphans, and plans what apply
