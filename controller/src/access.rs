@@ -199,6 +199,22 @@ pub fn controller_policy(spec: &Spec, partition: &str, account: &str) -> Value {
             "Resource": alarms
         }));
     }
+    let topics: Vec<&str> = spec
+        .notify
+        .iter()
+        .filter_map(|notify| match &notify.target {
+            crate::spec::NotifyTarget::Sns { topic_arn } => Some(topic_arn.as_str()),
+            _ => None,
+        })
+        .collect();
+    if !topics.is_empty() {
+        statements.push(json!({
+            "Sid": "Notifications",
+            "Effect": "Allow",
+            "Action": ["sns:Publish"],
+            "Resource": topics
+        }));
+    }
     // Releases read their alarms' states; pruning finds the deployment's alarms.
     statements.push(json!({
         "Sid": "ReadAlarms",

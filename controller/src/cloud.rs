@@ -123,6 +123,8 @@ pub struct Clients {
     pub tagging: aws_sdk_resourcegroupstagging::Client,
     /// CloudWatch metric alarms, which gate releases.
     pub cloudwatch: aws_sdk_cloudwatch::Client,
+    /// SNS topics the daemon's notifications go to.
+    pub sns: aws_sdk_sns::Client,
     pub calls: CallLog,
 }
 
@@ -215,7 +217,13 @@ impl Clients {
                 .interceptor(counter())
                 .build(),
         );
+        let sns = aws_sdk_sns::Client::from_conf(
+            aws_sdk_sns::config::Builder::from(sdk_config)
+                .interceptor(counter())
+                .build(),
+        );
         Clients {
+            sns,
             cloudwatch,
             s3,
             ecr,

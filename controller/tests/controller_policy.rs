@@ -50,6 +50,7 @@ fn iam_actions(service: &str, operation: &str) -> Vec<String> {
         }
         "CloudWatch Logs" => one("logs", operation),
         "CloudWatch" => one("cloudwatch", operation),
+        "SNS" => one("sns", operation),
         "ECR" => one("ecr", operation),
         "EventBridge" => one("events", operation),
         "IAM" => one("iam", operation),

@@ -515,6 +515,34 @@ fn cases() -> Vec<Case> {
         "errors = |-1",
     );
     case(
+        "notify webhook over plain http",
+        format!("{b}\n[[notify]]\nwebhook = \"http://hooks.example.com/x\"\n"),
+        "must use https://",
+        "webhook = |\"http://hooks",
+    );
+    case(
+        "notify event unknown",
+        format!(
+            "{b}\n[[notify]]\nwebhook = \"https://hooks.example.com/x\"\nevents = [\"drift\"]\n"
+        ),
+        "\"drift\" is not an event",
+        "events = |[\"drift\"]",
+    );
+    case(
+        "notify topic not an ARN",
+        format!("{b}\n[[notify]]\nsns_topic_arn = \"drift-topic\"\n"),
+        "is not an SNS topic ARN",
+        "sns_topic_arn = |\"drift-topic\"",
+    );
+    case(
+        "notify with two targets",
+        format!(
+            "{b}\n[[notify]]\nwebhook = \"https://hooks.example.com/x\"\nsns_topic_arn = \"arn:aws:sns:us-east-1:123456789012:t\"\n"
+        ),
+        "one target",
+        "[[notify]]",
+    );
+    case(
         "release key misspelt",
         release("stratgy = \"canary\""),
         "unknown field `stratgy`",

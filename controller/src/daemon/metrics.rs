@@ -36,6 +36,15 @@ pub struct ReleaseLabel {
     pub reason: String,
 }
 
+/// A notification target, an event and what became of the notice
+/// (`sent`, `failed`, `dropped`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotificationLabel {
+    pub target: String,
+    pub event: String,
+    pub outcome: String,
+}
+
 /// Every metric the daemon exposes.
 #[derive(Debug)]
 pub struct Metrics {
@@ -47,6 +56,7 @@ pub struct Metrics {
     /// 1 for each alias whose release did not go on in the last reconcile.
     pub release_failed: Family<ReleaseLabel, Gauge>,
     pub release_rollbacks: Family<ReleaseLabel, Counter>,
+    pub notifications: Family<NotificationLabel, Counter>,
     pub duration: Histogram,
     pub reconciles: Counter,
     pub last_success: Gauge<f64, AtomicU64>,
@@ -71,6 +81,7 @@ impl Metrics {
             repairs: Family::default(),
             release_failed: Family::default(),
             release_rollbacks: Family::default(),
+            notifications: Family::default(),
             duration: Histogram::new(exponential_buckets(0.05, 2.0, 12)),
             reconciles: Counter::default(),
             last_success: Gauge::default(),
@@ -94,6 +105,11 @@ impl Metrics {
             "controller_release_rollbacks",
             "Releases the daemon rolled back on an alarm, by alias",
             metrics.release_rollbacks.clone(),
+        );
+        registry.register(
+            "controller_notifications",
+            "Notifications by target, event and outcome (sent, failed after retries, dropped on a full queue)",
+            metrics.notifications.clone(),
         );
         registry.register(
             "controller_reconcile_errors",

@@ -9,6 +9,7 @@
 
 pub mod http;
 pub mod metrics;
+pub mod notify;
 pub mod state;
 mod step;
 pub mod watch;

@@ -73,6 +73,32 @@ pub struct Daemon {
     pub metrics: Arc<Metrics>,
     policy: BackoffPolicy,
     backoff: BTreeMap<ResourceId, Backoff>,
+    notifier: super::notify::Notifier,
+    reported: super::notify::Tracker,
+}
+
+/// The notifier of `controller`'s `[[notify]]` targets, counting into `metrics`.
+fn notifier_for(controller: &Controller, metrics: &Arc<Metrics>) -> super::notify::Notifier {
+    let metrics = metrics.clone();
+    super::notify::Notifier::start(
+        &controller.spec.notify,
+        controller.ctx.clients.sns.clone(),
+        Arc::new(move |target, event, delivery| {
+            let outcome = match delivery {
+                super::notify::Delivery::Sent => "sent",
+                super::notify::Delivery::Failed => "failed",
+                super::notify::Delivery::Dropped => "dropped",
+            };
+            metrics
+                .notifications
+                .get_or_create(&super::metrics::NotificationLabel {
+                    target: target.to_string(),
+                    event: event.name().to_string(),
+                    outcome: outcome.to_string(),
+                })
+                .inc();
+        }),
+    )
 }
 
 /// What a repair did.
@@ -94,6 +120,7 @@ impl Daemon {
         let policy = BackoffPolicy::for_interval(options.interval);
         let mut controller = controller;
         never_wait_in_a_round(&mut controller);
+        let notifier = notifier_for(&controller, &metrics);
         Daemon {
             options,
             controller,
@@ -102,6 +129,8 @@ impl Daemon {
             metrics,
             policy,
             backoff: BTreeMap::new(),
+            notifier,
+            reported: super::notify::Tracker::default(),
         }
     }
 
@@ -136,6 +165,7 @@ impl Daemon {
                 tracing::info!(config = %path.display(), "configuration reloaded");
                 self.controller = controller;
                 never_wait_in_a_round(&mut self.controller);
+                self.notifier = notifier_for(&self.controller, &self.metrics);
                 // A terminal failure waits for the file to change: it has.
                 self.backoff
                     .retain(|_, backoff| backoff.kind != ErrorKind::Terminal);
@@ -193,6 +223,7 @@ impl Daemon {
             repaired = repair.repaired;
             errors.extend(repair.errors);
         }
+        self.notify_round(&plan, &repaired, &errors);
         let calls_after = self.controller.calls();
         self.record(
             trigger,
@@ -207,6 +238,160 @@ impl Daemon {
                 calls_after.mutating.saturating_sub(calls_before.mutating),
             ),
         );
+    }
+
+    /// Tells the `[[notify]]` targets what is new this round: drift found
+    /// (once per distinct drift, until it changes or is repaired), drift
+    /// repaired, a repair failing (once per distinct failure), an orphan
+    /// found, a release started, completed or rolled back.
+    fn notify_round(
+        &mut self,
+        plan: &Plan,
+        repaired: &BTreeSet<ResourceId>,
+        errors: &[(ResourceId, Failure)],
+    ) {
+        use crate::plan::Action;
+        use crate::spec::NotifyEvent as Event;
+        let deployment = self.controller.spec.deployment.name.clone();
+        let alias_kind = crate::resources::ResourceKind::kind(&crate::resources::release::KIND);
+        let mut notices = Vec::new();
+        let mut notice = |event: Event, resource: &ResourceId, summary: String, changes| {
+            notices.push(super::notify::Notice {
+                deployment: deployment.clone(),
+                event,
+                resource: resource.to_string(),
+                summary,
+                changes,
+                at: Utc::now(),
+            });
+        };
+        let failed: BTreeMap<&ResourceId, &Failure> =
+            errors.iter().map(|(id, failure)| (id, failure)).collect();
+        let mut orphans = BTreeSet::new();
+        let mut drifting = BTreeSet::new();
+        for change in &plan.changes {
+            let id = &change.resource;
+            let key = id.to_string();
+            let is_orphan = change.observed.is_none()
+                && matches!(change.action, Action::Delete | Action::Orphan);
+            if is_orphan {
+                orphans.insert(key.clone());
+                if !repaired.contains(id)
+                    && self.reported.is_new(Event::OrphanFound, &key, "exists")
+                {
+                    notice(
+                        Event::OrphanFound,
+                        id,
+                        format!("{id} is the deployment's but no longer in the file"),
+                        Vec::new(),
+                    );
+                }
+                continue;
+            }
+            if !change.action.mutates() {
+                continue;
+            }
+            let changes: Vec<crate::detail::Detail> = change
+                .diffs
+                .iter()
+                .flat_map(|diff| diff.changes.clone())
+                .collect();
+            let fields: Vec<&str> = change
+                .diffs
+                .iter()
+                .map(|diff| diff.field.as_str())
+                .collect();
+            if repaired.contains(id) {
+                self.reported.forget(Event::DriftFound, &key);
+                self.reported.forget(Event::RepairFailed, &key);
+                if id.kind == alias_kind {
+                    self.reported.forget(Event::ReleaseStarted, &key);
+                    notice(
+                        Event::ReleaseCompleted,
+                        id,
+                        format!("{id}: all traffic on the new version"),
+                        changes,
+                    );
+                } else {
+                    notice(
+                        Event::DriftRepaired,
+                        id,
+                        format!("{id} repaired ({})", fields.join(", ")),
+                        changes,
+                    );
+                }
+                continue;
+            }
+            if failed.contains_key(id) {
+                continue;
+            }
+            drifting.insert(key.clone());
+            let fingerprint = serde_json::to_string(&change.diffs).unwrap_or_default();
+            if self.reported.is_new(Event::DriftFound, &key, &fingerprint) {
+                let summary = match change.action {
+                    Action::Create => format!("{id} is missing"),
+                    _ => format!("{id} differs: {}", fields.join(", ")),
+                };
+                notice(Event::DriftFound, id, summary, changes);
+            }
+        }
+        for (id, failure) in errors {
+            if failure.because.is_some() {
+                continue;
+            }
+            let key = id.to_string();
+            let code = failure.code.as_deref().unwrap_or_default();
+            if id.kind == alias_kind && code == "ReleaseRolledBack" {
+                if self
+                    .reported
+                    .is_new(Event::ReleaseRolledBack, &key, &failure.message)
+                {
+                    notice(
+                        Event::ReleaseRolledBack,
+                        id,
+                        failure.message.clone(),
+                        Vec::new(),
+                    );
+                }
+            } else if id.kind == alias_kind
+                && failure.kind == ErrorKind::Conflict
+                && failure.message.contains("release of function")
+            {
+                let release = plan
+                    .changes
+                    .iter()
+                    .find(|change| &change.resource == id)
+                    .map(|change| serde_json::to_string(&change.diffs).unwrap_or_default())
+                    .unwrap_or_default();
+                if self.reported.is_new(Event::ReleaseStarted, &key, &release) {
+                    notice(
+                        Event::ReleaseStarted,
+                        id,
+                        failure.message.clone(),
+                        Vec::new(),
+                    );
+                }
+            } else if self
+                .reported
+                .is_new(Event::RepairFailed, &key, &failure.message)
+            {
+                notice(Event::RepairFailed, id, failure.message.clone(), Vec::new());
+            }
+        }
+        // What ended is forgotten, so that it is reported if it comes back.
+        for key in self.reported.reported(Event::OrphanFound) {
+            if !orphans.contains(&key) {
+                self.reported.forget(Event::OrphanFound, &key);
+            }
+        }
+        for key in self.reported.reported(Event::DriftFound) {
+            if !drifting.contains(&key) && !failed.keys().any(|id| id.to_string() == key) {
+                self.reported.forget(Event::DriftFound, &key);
+            }
+        }
+        for notice in &notices {
+            self.notifier.send(notice);
+        }
     }
 
     /// Takes the lease, plans again under it, and carries out the changes of

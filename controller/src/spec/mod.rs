@@ -354,6 +354,71 @@ pub struct Spec {
     pub api: Option<ApiSpec>,
     pub schedule: Option<ScheduleSpec>,
     pub panther_secret: Option<SecretSpec>,
+    /// Where the daemon sends notifications.
+    pub notify: Vec<NotifySpec>,
+}
+
+/// What the daemon notifies about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyEvent {
+    DriftFound,
+    DriftRepaired,
+    RepairFailed,
+    OrphanFound,
+    ReleaseStarted,
+    ReleaseCompleted,
+    ReleaseRolledBack,
+}
+
+impl NotifyEvent {
+    pub const ALL: [NotifyEvent; 7] = [
+        NotifyEvent::DriftFound,
+        NotifyEvent::DriftRepaired,
+        NotifyEvent::RepairFailed,
+        NotifyEvent::OrphanFound,
+        NotifyEvent::ReleaseStarted,
+        NotifyEvent::ReleaseCompleted,
+        NotifyEvent::ReleaseRolledBack,
+    ];
+
+    /// Its name in the file and in payloads.
+    pub fn name(self) -> &'static str {
+        match self {
+            NotifyEvent::DriftFound => "drift_found",
+            NotifyEvent::DriftRepaired => "drift_repaired",
+            NotifyEvent::RepairFailed => "repair_failed",
+            NotifyEvent::OrphanFound => "orphan_found",
+            NotifyEvent::ReleaseStarted => "release_started",
+            NotifyEvent::ReleaseCompleted => "release_completed",
+            NotifyEvent::ReleaseRolledBack => "release_rolled_back",
+        }
+    }
+}
+
+/// Where notifications go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NotifyTarget {
+    /// An HTTP(S) POST of JSON; `url_env` names the variable holding the
+    /// URL when the file does not (a Slack URL is a secret).
+    Webhook {
+        url: Option<String>,
+        url_env: Option<String>,
+        slack: bool,
+    },
+    Sns {
+        topic_arn: String,
+    },
+}
+
+/// One `[[notify]]` entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotifySpec {
+    pub target: NotifyTarget,
+    pub events: std::collections::BTreeSet<NotifyEvent>,
+    /// The environment variable holding the key that signs webhook
+    /// payloads (HMAC-SHA256).
+    pub secret_env: Option<String>,
 }
 
 /// One problem in a desired-state file.

@@ -19,6 +19,20 @@ pub struct RawSpec {
     pub schedule: Option<RawSchedule>,
     pub panther_secret: Option<RawSecret>,
     pub registry: Option<RawRegistry>,
+    #[serde(default)]
+    pub notify: Vec<RawNotify>,
+}
+
+/// One `[[notify]]` target of the daemon's notifications.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotify {
+    pub webhook: Option<String>,
+    pub webhook_from_env: Option<String>,
+    pub format: Option<String>,
+    pub sns_topic_arn: Option<String>,
+    pub events: Option<Vec<String>>,
+    pub secret_from_env: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

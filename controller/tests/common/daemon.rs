@@ -21,6 +21,16 @@ pub struct Daemon {
 
 impl Daemon {
     pub async fn start(config: &Path, mode: &str, interval: &str) -> Daemon {
+        Daemon::start_with(config, mode, interval, &[]).await
+    }
+
+    /// Like [`Daemon::start`], with more environment variables.
+    pub async fn start_with(
+        config: &Path,
+        mode: &str,
+        interval: &str,
+        environment: &[(&str, &str)],
+    ) -> Daemon {
         let mut child = controller_command(&[
             "run",
             config.to_str().unwrap(),
@@ -35,6 +45,7 @@ impl Daemon {
             "--lease-ttl",
             "10s",
         ])
+        .envs(environment.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

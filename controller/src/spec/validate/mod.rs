@@ -9,6 +9,7 @@ mod bucket;
 mod deployment;
 mod functions;
 mod image;
+mod notify;
 mod registry;
 mod release;
 mod schedule;
@@ -300,7 +301,14 @@ fn build(path: &Path, raw: RawSpec, checker: &mut Checker) -> Spec {
         .panther_secret
         .as_ref()
         .map(|secret| secret::build_secret(&raw.deployment.name, secret, &function_keys, checker));
+    let notify = raw
+        .notify
+        .iter()
+        .enumerate()
+        .map(|(index, entry)| notify::build_notify(index, entry, checker))
+        .collect();
     Spec {
+        notify,
         path: path.to_path_buf(),
         deployment,
         tags: raw.tags.clone(),
