@@ -618,3 +618,112 @@ async fn build_and_push_failures_leave_nothing_half_deployed() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(function_count(&aws).await, 2);
 }
+
+/// The size of the pseudo-terminal the controller runs in.
+const TERMINAL: (u16, u16) = (2000, 160);
+
+/// What the controller writes under a pseudo-terminal (`script`) of
+/// [`TERMINAL`]'s size, both streams together, as bytes.
+fn under_terminal(args: &[&str], env: &[(&str, &str)]) -> (i32, Vec<u8>) {
+    let command_line = std::iter::once(env!("CARGO_BIN_EXE_controller"))
+        .chain(args.iter().copied())
+        .map(|word| format!("'{}'", word.replace('\'', r"'\''")))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let command_line = format!(
+        "stty rows {} cols {}; {command_line}",
+        TERMINAL.0, TERMINAL.1
+    );
+    let mut command = std::process::Command::new("script");
+    command
+        .args(["-q", "-e", "-c", &command_line, "/dev/null"])
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("NO_COLOR")
+        .env("CONTROLLER_LOG", "controller=info,warn")
+        .env("PANTHER_API_TOKEN", common::PANTHER_TOKEN)
+        .env("CONTROLLER_LEASE_TTL", "3s")
+        .env("CARGO_TARGET_DIR", target_dir())
+        .stdin(std::process::Stdio::null());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let output = command.output().expect("script runs");
+    (output.status.code().unwrap_or(-1), output.stdout)
+}
+
+/// The screen a terminal shows after `bytes` (a vt100 emulator).
+fn screen_of(bytes: &[u8]) -> String {
+    let mut parser = vt100::Parser::new(TERMINAL.0, TERMINAL.1, 0);
+    parser.process(bytes);
+    // Row by row: a line padded to the full width wraps softly, and
+    // `contents` would join it with the next.
+    parser
+        .screen()
+        .rows(0, TERMINAL.1)
+        .map(|row| row.trim_end().to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_first_apply_is_short_when_piped_and_draws_unbroken_bars_on_a_terminal() {
+    require_docker();
+    let _serial = SERIAL.lock().await;
+    // Piped to a file: one line per phase, not one per crate compiled.
+    let aws = common::account().await;
+    let registry = LocalRegistry::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("deployment.toml");
+    std::fs::write(&path, shipped_config(&aws, &registry)).unwrap();
+    let output = controller_command(&["apply", path.to_str().unwrap(), "--yes"])
+        .env("CARGO_TARGET_DIR", target_dir())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let all = format!("{}{}", stdout(&output), stderr(&output));
+    let lines = all.lines().count();
+    eprintln!("first apply, piped: {lines} lines");
+    assert!(lines < 60, "{lines} lines:\n{all}");
+    assert!(!all.contains("Compiling"), "{all}");
+    assert!(
+        !all.contains('\u{1b}'),
+        "escape sequences in a file:\n{all}"
+    );
+
+    // Under a terminal: bars drawn, and each log line starts a line of its own.
+    let aws = common::account().await;
+    let registry = LocalRegistry::start().await;
+    std::fs::write(&path, shipped_config(&aws, &registry)).unwrap();
+    let (code, bytes) = under_terminal(&["apply", path.to_str().unwrap(), "--yes"], &[]);
+    let raw = String::from_utf8_lossy(&bytes).into_owned();
+    assert_eq!(code, 0, "{raw}");
+    // Bars were drawn: a spinner, redrawn in place.
+    assert!(
+        raw.contains("\u{1b}[2K"),
+        "no bar redrawn on a terminal:\n{raw}"
+    );
+    assert!(raw.contains("cargo build --profile image"), "{raw}");
+    assert!(raw.contains("built in"), "{raw}");
+    let screen = screen_of(&bytes);
+    let logs: Vec<&str> = screen
+        .lines()
+        .filter(|line| line.contains(" INFO "))
+        .collect();
+    assert!(!logs.is_empty(), "{screen}");
+    for line in logs {
+        // A log line starts its own line with its timestamp: no bar's text
+        // before it, and none after it on the same line.
+        assert!(
+            line.starts_with("20") && line.find(" INFO ").is_some_and(|at| at < 32),
+            "a broken log line: {line:?}\n{screen}"
+        );
+        assert!(
+            !line.contains("cargo build --profile"),
+            "a bar inside a log line: {line:?}"
+        );
+    }
+    assert!(screen.contains("Applied in"), "{screen}");
+}

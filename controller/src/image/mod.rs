@@ -35,7 +35,7 @@ pub use deploy::{DeployError, apply, plan};
 pub use ecr::Credentials;
 pub use engine::{Engine, Transport, transport};
 pub use location::{EcrHost, Target, ecr_host, is_real_aws, target};
-pub use progress::Progress;
+pub use progress::{LogWriter, Progress};
 pub use registry::{CheckedImage, Registry, oci_architecture};
 
 /// What the image URI of a function reads as in a plan while its image is

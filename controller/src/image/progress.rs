@@ -1,11 +1,39 @@
 //! What the image steps show while they run: progress bars and spinners
 //! (indicatif) on a terminal, plain log lines otherwise.
 
-use std::io::IsTerminal;
-use std::sync::Mutex;
+use std::io::{IsTerminal, Write};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// The bars of this process, once a terminal shows them.
+static BARS: OnceLock<MultiProgress> = OnceLock::new();
+
+/// Standard error for log lines: while bars are drawn, each line is
+/// written with the bars lifted (indicatif's `suspend`) and drawn again
+/// after, so that a log line never breaks a bar nor a bar a line.
+pub struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match BARS.get() {
+            Some(bars) => bars.suspend(|| std::io::stderr().write_all(buf).map(|()| buf.len())),
+            None => std::io::stderr().write(buf),
+        }
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        match BARS.get() {
+            Some(bars) => bars.suspend(|| std::io::stderr().write_all(buf)),
+            None => std::io::stderr().write_all(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
 
 /// Where progress goes.
 #[derive(Debug, Clone)]
@@ -23,11 +51,20 @@ impl Progress {
         }
     }
 
-    /// Progress bars on standard error.
+    /// Progress bars on standard error: the process's one set of bars,
+    /// which log lines ([`LogWriter`]) lift before they are written.
     pub fn bars() -> Progress {
         Progress {
-            bars: Some(MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
+            bars: Some(
+                BARS.get_or_init(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()))
+                    .clone(),
+            ),
         }
+    }
+
+    /// Adds `bar` to the bars (on a terminal); `None` otherwise.
+    pub fn add(&self, bar: ProgressBar) -> Option<ProgressBar> {
+        self.bars.as_ref().map(|bars| bars.add(bar))
     }
 
     /// Log lines only (`tracing`, at info).
@@ -77,7 +114,8 @@ pub struct Task {
 }
 
 impl Task {
-    /// A status line (a build step, a layer's state); repeated lines are shown once.
+    /// A status line (a build step, a layer's state); repeated lines are
+    /// shown once, on a terminal only (at debug level otherwise).
     pub fn line(&self, line: &str) {
         let mut last = self
             .last
@@ -89,7 +127,10 @@ impl Task {
         line.clone_into(&mut last);
         match &self.bar {
             Some(bar) => bar.set_message(line.to_string()),
-            None => tracing::info!(function = %self.function, "{line}"),
+            // Without a terminal a task is one line when it starts and one
+            // when it ends; its steps (each crate cargo compiles, each
+            // layer pushed) only at debug level, and in the error if it fails.
+            None => tracing::debug!(function = %self.function, "{line}"),
         }
     }
 

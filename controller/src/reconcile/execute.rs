@@ -135,7 +135,9 @@ impl Controller {
                             (node, change, result)
                         };
                         match &result {
-                            Ok(()) if change.action.mutates() => tracing::info!(
+                            // Each change is in the outcome printed at the end;
+                            // its own line is for debugging.
+                            Ok(()) if change.action.mutates() => tracing::debug!(
                                 action = ?change.action,
                                 seconds = started.elapsed().as_secs_f64(),
                                 "done"

@@ -100,6 +100,6 @@ where
         .with_jitter();
     call.retry(backoff)
         .when(is_transient)
-        .notify(|_, pause| tracing::info!(?pause, "AWS has not settled yet; retrying"))
+        .notify(|_, pause| tracing::debug!(?pause, "AWS has not settled yet; retrying"))
         .await
 }

@@ -451,7 +451,9 @@ struct StepProgress {
 impl StepProgress {
     fn new(function: &str, step: Duration, waiting: bool) -> StepProgress {
         let bar = (waiting && std::io::stderr().is_terminal()).then(|| {
-            let bar = indicatif::ProgressBar::new(step.as_secs().max(1));
+            let bar = crate::image::Progress::bars()
+                .add(indicatif::ProgressBar::new(step.as_secs().max(1)))
+                .expect("bars on a terminal");
             bar.set_style(
                 indicatif::ProgressStyle::with_template("{prefix}: {wide_bar} {pos}/{len} s {msg}")
                     .expect("a valid template"),
