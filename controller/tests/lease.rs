@@ -217,6 +217,8 @@ async fn two_writers_never_mutate_at_the_same_time() {
     let other_path = other.path.to_str().unwrap().to_string();
     let spawn = |path: &str| {
         controller_command(&["apply", path, "--log-format", "json", "--wait-lease", "60s"])
+            // Each change's own `done` line is at debug level.
+            .env("CONTROLLER_LOG", "controller=debug,warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
