@@ -293,3 +293,48 @@ async fn drift_reaches_webhooks_and_sns_once_per_change_and_repairs_are_told() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_the_daemon_runs_is_told_when_it_starts_and_when_it_completes() {
+    let aws = common::account().await;
+    let receiver = Receiver::start();
+    let release = "\n[functions.detection.release]\nstrategy = \"canary\"\ncanary = { percent = 10, minutes = 0.05 }\nalarm_check_seconds = 1\n";
+    let text = local_config(aws.endpoint_url()) + release;
+    controller_at(aws.endpoint_url(), &text)
+        .await
+        .apply()
+        .await
+        .expect("first release");
+    let next = format!(
+        "{}\n[[notify]]\nwebhook = \"http://{}/hook\"\nevents = [\"release_started\", \"release_completed\"]\n",
+        text.replace("anomaly-local/detection:v1", "anomaly-local/detection:v2"),
+        receiver.address
+    );
+    let file = write_config(&next);
+    let daemon = Daemon::start(&file.path, "enforce", "1s").await;
+    let alias = "alias anomaly-local-detection:live";
+    let started = receiver
+        .wait_for("/hook", "release_started", |notice| {
+            notice["event"] == "release_started" && notice["resource"] == alias
+        })
+        .await;
+    assert!(
+        started["summary"].as_str().unwrap().contains("10 %"),
+        "{started}"
+    );
+    receiver
+        .wait_for("/hook", "release_completed", |notice| {
+            notice["event"] == "release_completed" && notice["resource"] == alias
+        })
+        .await;
+    daemon.stop().await;
+    // Each told once, whatever the number of rounds the shift took.
+    let told = |event: &str| {
+        receiver
+            .notices("/hook")
+            .iter()
+            .filter(|(notice, _, _)| notice["event"] == event)
+            .count()
+    };
+    assert_eq!((told("release_started"), told("release_completed")), (1, 1));
+}

@@ -304,7 +304,10 @@ impl Daemon {
             if repaired.contains(id) {
                 self.reported.forget(Event::DriftFound, &key);
                 self.reported.forget(Event::RepairFailed, &key);
-                if id.kind == alias_kind {
+                let released = change.diffs.iter().any(|diff| {
+                    ["image", "configuration", "routing"].contains(&diff.field.as_str())
+                });
+                if id.kind == alias_kind && released {
                     self.reported.forget(Event::ReleaseStarted, &key);
                     notice(
                         Event::ReleaseCompleted,
@@ -357,11 +360,21 @@ impl Daemon {
                 && failure.kind == ErrorKind::Conflict
                 && failure.message.contains("release of function")
             {
+                // The release is what the alias is to serve (the desired
+                // image and configuration), the same at every step.
                 let release = plan
                     .changes
                     .iter()
                     .find(|change| &change.resource == id)
-                    .map(|change| serde_json::to_string(&change.diffs).unwrap_or_default())
+                    .map(|change| {
+                        change
+                            .diffs
+                            .iter()
+                            .filter(|diff| diff.field == "image" || diff.field == "configuration")
+                            .map(|diff| format!("{}={}", diff.field, diff.desired))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    })
                     .unwrap_or_default();
                 if self.reported.is_new(Event::ReleaseStarted, &key, &release) {
                     notice(
