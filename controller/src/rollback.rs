@@ -231,14 +231,10 @@ async fn release_of(ctx: &Context, function: &str, version: &str) -> resources::
     let Some(configuration) = output.configuration() else {
         return Ok(versions::release_id("unknown", "unknown"));
     };
-    let fields = resources::function::version_fields(configuration, None);
-    let image = configuration
-        .description()
-        .and_then(versions::image_in_description)
-        .unwrap_or("unknown");
+    let (image, configuration) = versions::held_by(configuration);
     Ok(versions::release_id(
-        image,
-        &versions::configuration_fingerprint(&fields),
+        image.unwrap_or("unknown"),
+        &configuration,
     ))
 }
 

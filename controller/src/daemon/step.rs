@@ -397,8 +397,9 @@ impl Daemon {
                 self.reported.forget(Event::OrphanFound, &key);
             }
         }
+        let failing: BTreeSet<String> = failed.keys().map(|id| id.to_string()).collect();
         for key in self.reported.reported(Event::DriftFound) {
-            if !drifting.contains(&key) && !failed.keys().any(|id| id.to_string() == key) {
+            if !drifting.contains(&key) && !failing.contains(&key) {
                 self.reported.forget(Event::DriftFound, &key);
             }
         }

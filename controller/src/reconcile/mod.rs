@@ -218,28 +218,30 @@ impl Controller {
 
     /// The invoke URL of every route of the REST API, once the API exists.
     pub async fn invoke_urls(&self) -> Result<Vec<String>, Error> {
+        Ok(match self.api().await? {
+            Some((api, Some(id))) => api
+                .as_any()
+                .downcast_ref::<resources::api::Desired>()
+                .map(|api| api.invoke_urls(&self.ctx, &id))
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        })
+    }
+
+    /// The id AWS gave the file's REST API, if it exists.
+    pub async fn api_id(&self) -> Result<Option<String>, Error> {
+        Ok(self.api().await?.and_then(|(_, id)| id))
+    }
+
+    /// The file's REST API as desired, and the id AWS gave it if it exists.
+    async fn api(&self) -> Result<Option<(Box<dyn Resource>, Option<String>)>, Error> {
         for desired in self.resources().await? {
             if let Some(api) = desired.as_any().downcast_ref::<resources::api::Desired>() {
                 let id = api.id(&self.ctx).await.map_err(|cause| Error::Observe {
                     resource: desired.id(),
                     cause,
                 })?;
-                return Ok(id
-                    .map(|id| api.invoke_urls(&self.ctx, &id))
-                    .unwrap_or_default());
-            }
-        }
-        Ok(Vec::new())
-    }
-
-    /// The id AWS gave the file's REST API, if it exists.
-    pub async fn api_id(&self) -> Result<Option<String>, Error> {
-        for desired in self.resources().await? {
-            if let Some(api) = desired.as_any().downcast_ref::<resources::api::Desired>() {
-                return api.id(&self.ctx).await.map_err(|cause| Error::Observe {
-                    resource: desired.id(),
-                    cause,
-                });
+                return Ok(Some((desired, id)));
             }
         }
         Ok(None)

@@ -422,8 +422,7 @@ impl Desired {
                     .role(&self.role_arn)
                     .send()
             };
-            self.retry_conflicts(ctx, send, "UpdateFunctionConfiguration")
-                .await?;
+            retry_while_busy(ctx, name, send, "UpdateFunctionConfiguration").await?;
             self.wait_until_ready(ctx).await?;
         }
         if CODE_FIELDS.iter().any(|field| changed(diffs, field)) {
@@ -436,8 +435,7 @@ impl Desired {
                     .architectures(self.architecture())
                     .send()
             };
-            self.retry_conflicts(ctx, send, "UpdateFunctionCode")
-                .await?;
+            retry_while_busy(ctx, name, send, "UpdateFunctionCode").await?;
             self.wait_until_ready(ctx).await?;
         }
         if changed(diffs, "reserved_concurrency") {
@@ -463,54 +461,54 @@ impl Desired {
         }
         Ok(())
     }
+}
 
-    /// Sends an update, waiting for the function to settle and sending it
-    /// again while Lambda answers that another update is in progress, or
-    /// that the function's (new) role cannot be assumed yet.
-    async fn retry_conflicts<T, E, F, Fut>(
-        &self,
-        ctx: &Context,
-        send: F,
-        operation: &'static str,
-    ) -> Result<T>
-    where
-        F: Fn() -> Fut,
-        Fut: std::future::Future<
-                Output = std::result::Result<
-                    T,
-                    aws_smithy_runtime_api::client::result::SdkError<
-                        E,
-                        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
-                    >,
+/// Sends a change of the function `name`, waiting for the function to
+/// settle and sending it again while Lambda answers that another update
+/// is in progress, or that the function's (new) role cannot be assumed yet.
+pub async fn retry_while_busy<T, E, F, Fut>(
+    ctx: &Context,
+    name: &str,
+    send: F,
+    operation: &'static str,
+) -> Result<T>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<
+            Output = std::result::Result<
+                T,
+                aws_smithy_runtime_api::client::result::SdkError<
+                    E,
+                    aws_smithy_runtime_api::client::orchestrator::HttpResponse,
                 >,
             >,
-        E: aws_smithy_types::error::metadata::ProvideErrorMetadata
-            + std::error::Error
-            + Send
-            + Sync
-            + 'static,
-    {
-        let mut attempts = 0;
-        loop {
-            match send().await {
-                Ok(output) => return Ok(output),
-                Err(error) if is_conflict(&error) && attempts < ctx.waits.consistency_attempts => {
-                    attempts += 1;
-                    tracing::info!(function = %self.spec.name, operation, "another update is in progress; waiting");
-                    self.wait_until_ready(ctx).await?;
-                    tokio::time::sleep(ctx.waits.poll).await;
-                }
-                Err(error)
-                    if is_role_not_ready(&error) && attempts < ctx.waits.consistency_attempts =>
-                {
-                    attempts += 1;
-                    let pause =
-                        (ctx.waits.poll * 2u32.pow(attempts.min(8) as u32)).min(ctx.waits.max_poll);
-                    tracing::info!(function = %self.spec.name, operation, ?pause, "the function's role cannot be assumed yet; retrying");
-                    tokio::time::sleep(pause).await;
-                }
-                Err(error) => return Err(aws_error(operation)(error)),
+        >,
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata
+        + std::error::Error
+        + Send
+        + Sync
+        + 'static,
+{
+    let mut attempts = 0;
+    loop {
+        match send().await {
+            Ok(output) => return Ok(output),
+            Err(error) if is_conflict(&error) && attempts < ctx.waits.consistency_attempts => {
+                attempts += 1;
+                tracing::info!(function = %name, operation, "another update is in progress; waiting");
+                wait_until_ready(ctx, name).await?;
+                tokio::time::sleep(ctx.waits.poll).await;
             }
+            Err(error)
+                if is_role_not_ready(&error) && attempts < ctx.waits.consistency_attempts =>
+            {
+                attempts += 1;
+                let pause =
+                    (ctx.waits.poll * 2u32.pow(attempts.min(8) as u32)).min(ctx.waits.max_poll);
+                tracing::info!(function = %name, operation, ?pause, "the function's role cannot be assumed yet; retrying");
+                tokio::time::sleep(pause).await;
+            }
+            Err(error) => return Err(aws_error(operation)(error)),
         }
     }
 }

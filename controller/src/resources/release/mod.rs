@@ -175,16 +175,9 @@ impl Desired {
             Err(error) => return Err(aws_error("GetFunction")(error)),
         };
         let (configuration, image) = match &target {
-            Some(configuration) => {
-                let fields = super::function::version_fields(configuration, None);
-                (
-                    json!(versions::configuration_fingerprint(&fields)),
-                    json!(
-                        configuration
-                            .description()
-                            .and_then(versions::image_in_description)
-                    ),
-                )
+            Some(version) => {
+                let (image, configuration) = versions::held_by(version);
+                (json!(configuration), json!(image))
             }
             None => (json!(null), json!(null)),
         };

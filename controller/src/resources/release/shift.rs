@@ -60,10 +60,8 @@ async fn publish(
     latest: &Latest,
     description: &str,
 ) -> Result<String> {
-    let mut attempts = 0;
-    loop {
-        let result = ctx
-            .clients
+    let send = || {
+        ctx.clients
             .lambda
             .publish_version()
             .function_name(function)
@@ -71,25 +69,13 @@ async fn publish(
             .set_code_sha256(latest.code_sha256.clone())
             .set_revision_id(latest.revision.clone())
             .send()
-            .await;
-        match result {
-            Ok(output) => {
-                return output.version().map(str::to_string).ok_or_else(|| {
-                    Error::Failed(format!("PublishVersion of {function} gave no version"))
-                });
-            }
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_resource_conflict_exception())
-                    && attempts < ctx.waits.consistency_attempts =>
-            {
-                attempts += 1;
-                crate::resources::function::wait_until_ready(ctx, function).await?;
-            }
-            Err(error) => return Err(aws_error("PublishVersion")(error)),
-        }
-    }
+    };
+    let output =
+        crate::resources::function::retry_while_busy(ctx, function, send, "PublishVersion").await?;
+    output
+        .version()
+        .map(str::to_string)
+        .ok_or_else(|| Error::Failed(format!("PublishVersion of {function} gave no version")))
 }
 
 /// The step whose share is nearest `weight`.

@@ -87,6 +87,17 @@ pub fn image_in_description(description: &str) -> Option<&str> {
     Some(image)
 }
 
+/// What a published version holds: the image its description records
+/// (versions the controller published) and the fingerprint of its
+/// configuration.
+pub fn held_by(version: &FunctionConfiguration) -> (Option<&str>, String) {
+    let fields = crate::resources::function::version_fields(version, None);
+    (
+        version.description().and_then(image_in_description),
+        configuration_fingerprint(&fields),
+    )
+}
+
 /// Every published version of a function (not `$LATEST`), every page.
 pub async fn published(ctx: &Context, function: &str) -> Result<Vec<FunctionConfiguration>> {
     let mut pages = ctx
