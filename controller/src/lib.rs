@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod desired;
 pub mod detail;
 pub mod field;
+pub mod ignore;
 pub mod image;
 pub mod lease;
 pub mod outputs;

@@ -82,6 +82,10 @@ pub struct Change {
     /// does not exist; what a saved plan is checked against.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub observed: Option<String>,
+    /// Paths (`tags.team`, `environment.FEATURE_FLAG`) that differ but an
+    /// ignore rule covers: not drift, not changed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ignored: Vec<String>,
 }
 
 impl Change {
@@ -93,6 +97,7 @@ impl Change {
             diffs: Vec::new(),
             reason: None,
             observed: None,
+            ignored: Vec::new(),
         }
     }
 }
@@ -125,6 +130,11 @@ impl Plan {
             .iter()
             .filter(|change| change.action == Action::Refused)
             .collect()
+    }
+
+    /// How many differing fields (or keys) ignore rules set aside.
+    pub fn ignored(&self) -> usize {
+        self.changes.iter().map(|change| change.ignored.len()).sum()
     }
 
     /// How many changes of each action, for the summary line.
@@ -205,6 +215,13 @@ impl Plan {
             if let Some(reason) = &change.reason {
                 writeln!(f, "        {reason}")?;
             }
+            if !change.ignored.is_empty() {
+                writeln!(
+                    f,
+                    "        ignored (ignore rules): {}",
+                    change.ignored.join(", ")
+                )?;
+            }
             for diff in &change.diffs {
                 let top_level = diff.changes.len() == 1 && diff.changes[0].path == diff.field;
                 for detail in &diff.changes {
@@ -243,6 +260,11 @@ impl Plan {
         let orphans = self.count(Action::Orphan);
         if orphans > 0 {
             write!(f, ", {orphans} orphaned and kept")?;
+        }
+        let ignored = self.ignored();
+        if ignored > 0 {
+            let fields = if ignored == 1 { "field" } else { "fields" };
+            write!(f, ", {ignored} differing {fields} ignored")?;
         }
         Ok(())
     }

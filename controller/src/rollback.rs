@@ -10,10 +10,11 @@ use std::fmt;
 use chrono::Utc;
 use serde::Serialize;
 
+use crate::ignore::IgnoreRule;
 use crate::reconcile::Controller;
 use crate::resources::release::journal::Journal;
 use crate::resources::release::{get_alias, point_alias, versions};
-use crate::resources::{self, Context, aws_error};
+use crate::resources::{self, Context, ResourceId, aws_error};
 use crate::spec::FunctionSpec;
 
 /// Why a rollback was not made.
@@ -108,7 +109,17 @@ pub async fn rollback(
     }
     let mut done = Vec::new();
     for spec in chosen {
-        done.push(rollback_one(&controller.ctx, spec, to).await?);
+        let ignored: Vec<IgnoreRule> = crate::ignore::rules_for(
+            &controller.spec.ignore,
+            &ResourceId::new(
+                resources::ResourceKind::kind(&resources::function::KIND),
+                spec.name.clone(),
+            ),
+        )
+        .into_iter()
+        .cloned()
+        .collect();
+        done.push(rollback_one(&controller.ctx, spec, to, &ignored).await?);
     }
     Ok(done)
 }
@@ -117,6 +128,7 @@ async fn rollback_one(
     ctx: &Context,
     spec: &FunctionSpec,
     to: Option<&str>,
+    ignored: &[IgnoreRule],
 ) -> Result<RolledBack, RollbackError> {
     let alias_name = &spec.release.as_ref().expect("chosen with a release").alias;
     let function = spec.name.as_str();
@@ -166,7 +178,7 @@ async fn rollback_one(
             (current, target)
         }
     };
-    let release = release_of(ctx, function, &from).await?;
+    let release = release_of(ctx, function, &from, ignored).await?;
     point_alias(
         ctx,
         function,
@@ -218,7 +230,12 @@ fn previous(journal: &Option<Journal>, current: &str, published: &[u64]) -> Opti
 
 /// The release a version holds: its image (from its description)
 /// and the fingerprint of its configuration.
-async fn release_of(ctx: &Context, function: &str, version: &str) -> resources::Result<String> {
+async fn release_of(
+    ctx: &Context,
+    function: &str,
+    version: &str,
+    ignored: &[IgnoreRule],
+) -> resources::Result<String> {
     let output = ctx
         .clients
         .lambda
@@ -231,7 +248,7 @@ async fn release_of(ctx: &Context, function: &str, version: &str) -> resources::
     let Some(configuration) = output.configuration() else {
         return Ok(versions::release_id("unknown", "unknown"));
     };
-    let (image, configuration) = versions::held_by(configuration);
+    let (image, configuration) = versions::held_by(configuration, ignored);
     Ok(versions::release_id(
         image.unwrap_or("unknown"),
         &configuration,

@@ -236,7 +236,12 @@ impl Controller {
             Ok(observed) => observed,
             Err(error) => return (node, change, Err(error)),
         };
-        let fresh_change = planning::plan_apply(desired.as_ref(), observed, &self.ctx.deployment);
+        let fresh_change = planning::plan_apply(
+            desired.as_ref(),
+            observed,
+            &self.ctx.deployment,
+            &self.spec.ignore,
+        );
         let result = self
             .carry_out(
                 &Subject::Desired(desired.as_ref()),

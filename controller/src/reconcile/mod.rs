@@ -290,7 +290,12 @@ impl Controller {
             .iter()
             .zip(observed?)
             .map(|(desired, observed)| {
-                planning::plan_apply(desired.as_ref(), observed, &self.ctx.deployment)
+                planning::plan_apply(
+                    desired.as_ref(),
+                    observed,
+                    &self.ctx.deployment,
+                    &self.spec.ignore,
+                )
             })
             .collect();
         changes.extend(self.orphan_changes(orphans?));
@@ -358,6 +363,7 @@ impl Controller {
                     desired.as_ref(),
                     observed,
                     &self.ctx.deployment,
+                    &self.spec.ignore,
                 )),
                 Err(cause) => failures.push((
                     desired.id(),

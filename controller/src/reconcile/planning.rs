@@ -2,6 +2,7 @@
 //! AWS holds: the pure part of planning (no AWS calls).
 
 use crate::field::diff_fields;
+use crate::ignore::IgnoreRule;
 use crate::ownership::Ownership;
 use crate::plan::{Action, Change};
 use crate::resources::{Observed, Resource, ResourceId, ResourceKind};
@@ -54,16 +55,44 @@ pub fn observed_digest(observed: Option<&Observed>, desired: &crate::field::Fiel
     }
 }
 
-/// Decides what apply does to one resource of the file.
-pub fn plan_apply(desired: &dyn Resource, observed: Option<Observed>, deployment: &str) -> Change {
-    let digest = observed_digest(observed.as_ref(), &desired.fields());
+/// Decides what apply does to one resource of the file; fields the
+/// `ignore` rules cover are neither compared nor part of the observed
+/// digest.
+pub fn plan_apply(
+    desired: &dyn Resource,
+    observed: Option<Observed>,
+    deployment: &str,
+    ignore: &[IgnoreRule],
+) -> Change {
+    let rules = crate::ignore::rules_for(ignore, &desired.id());
+    let mut wanted = desired.fields();
+    let mut ignored = Vec::new();
+    let mut digest = observed_digest(None, &wanted);
+    if let Some(observed) = &observed {
+        ignored = crate::ignore::mask(&mut wanted, &observed.fields, &rules);
+        let compared = Observed {
+            fields: crate::ignore::strip(&observed.fields, &rules),
+            ownership: observed.ownership.clone(),
+        };
+        digest = observed_digest(Some(&compared), &wanted);
+    }
+    let change = decide_apply(desired, &wanted, observed, deployment);
+    if change.action == Action::Refused {
+        ignored.clear();
+    }
     Change {
         observed: Some(digest),
-        ..decide_apply(desired, observed, deployment)
+        ignored,
+        ..change
     }
 }
 
-fn decide_apply(desired: &dyn Resource, observed: Option<Observed>, deployment: &str) -> Change {
+fn decide_apply(
+    desired: &dyn Resource,
+    wanted: &crate::field::Fields,
+    observed: Option<Observed>,
+    deployment: &str,
+) -> Change {
     let resource = desired.id();
     let Some(observed) = observed else {
         return Change::new(resource, Action::Create);
@@ -79,7 +108,7 @@ fn decide_apply(desired: &dyn Resource, observed: Option<Observed>, deployment: 
             ..Change::new(resource, Action::Refused)
         };
     }
-    let diffs = diff_fields(&desired.fields(), &observed.fields);
+    let diffs = diff_fields(wanted, &observed.fields);
     let forcing: Vec<&str> = desired
         .replacement_fields()
         .iter()
@@ -262,15 +291,30 @@ mod tests {
     #[test]
     fn apply_creates_updates_replaces_or_leaves_alone() {
         let desired = stub(false);
-        assert_eq!(plan_apply(&desired, None, "d").action, Action::Create);
-        let same = plan_apply(&desired, Some(observed(Ownership::Owned, 128, "/a/")), "d");
+        assert_eq!(plan_apply(&desired, None, "d", &[]).action, Action::Create);
+        let same = plan_apply(
+            &desired,
+            Some(observed(Ownership::Owned, 128, "/a/")),
+            "d",
+            &[],
+        );
         assert_eq!(same.action, Action::InSync);
-        let update = plan_apply(&desired, Some(observed(Ownership::Owned, 256, "/a/")), "d");
+        let update = plan_apply(
+            &desired,
+            Some(observed(Ownership::Owned, 256, "/a/")),
+            "d",
+            &[],
+        );
         assert_eq!(update.action, Action::Update);
         assert_eq!(update.diffs.len(), 1);
         assert_eq!(update.diffs[0].field, "memory");
         assert_eq!(update.diffs[0].observed, json!(256));
-        let replace = plan_apply(&desired, Some(observed(Ownership::Owned, 128, "/b/")), "d");
+        let replace = plan_apply(
+            &desired,
+            Some(observed(Ownership::Owned, 128, "/b/")),
+            "d",
+            &[],
+        );
         assert_eq!(replace.action, Action::Replace);
         assert_eq!(
             replace.reason.as_deref(),
@@ -281,7 +325,7 @@ mod tests {
     #[test]
     fn apply_refuses_what_is_not_owned_unless_adopted() {
         let other = Some(observed(Ownership::OtherDeployment("e".into()), 128, "/a/"));
-        let refused = plan_apply(&stub(true), other, "d");
+        let refused = plan_apply(&stub(true), other, "d", &[]);
         assert_eq!(
             refused.action,
             Action::Refused,
@@ -297,6 +341,7 @@ mod tests {
             &stub(false),
             Some(observed(Ownership::Unmanaged, 128, "/a/")),
             "d",
+            &[],
         );
         assert_eq!(untagged.action, Action::Refused);
         assert!(untagged.reason.unwrap().contains("stub.adopt = true"));
@@ -307,6 +352,7 @@ mod tests {
                 fields: Fields::from([("memory".into(), json!(128))]),
             }),
             "d",
+            &[],
         );
         assert_eq!(adopted.action, Action::Replace, "the path differs too");
     }

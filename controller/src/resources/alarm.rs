@@ -189,7 +189,6 @@ impl Desired {
             self.put(ctx, false).await?;
         }
         sync_tags(
-            &self.tags,
             diffs,
             |to_set| async move {
                 cloudwatch

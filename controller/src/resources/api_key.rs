@@ -293,13 +293,7 @@ impl Resource for Desired {
         if changed(diffs, "usage_plans") {
             self.link(ctx, &found.id).await?;
         }
-        super::api::sync_api_gateway_tags(
-            ctx,
-            &format!("/apikeys/{}", found.id),
-            &self.tags,
-            diffs,
-        )
-        .await?;
+        super::api::sync_api_gateway_tags(ctx, &format!("/apikeys/{}", found.id), diffs).await?;
         Ok(())
     }
 

@@ -17,7 +17,8 @@ use async_trait::async_trait;
 
 use super::{
     Context, DeleteOptions, FieldDoc, Inventory, Kind, Observed, Resource, ResourceKind, Result,
-    aws_error, changed, confirmed_orphans, error_code, owned_by_tags, owned_unless_gone,
+    aws_error, changed, confirmed_orphans, desired_value, error_code, owned_by_tags,
+    owned_unless_gone,
 };
 use crate::desired::Refs;
 use crate::field::{FieldDiff, Fields};
@@ -337,12 +338,11 @@ impl Desired {
             Err(error) => return Err(aws_error("CreateBucket")(error)),
         }
         // Tag at once: the tags are what makes the bucket ours.
-        self.put_tags(ctx).await
+        self.put_tags(ctx, &self.tags).await
     }
 
-    async fn put_tags(&self, ctx: &Context) -> Result<()> {
-        let tags = self
-            .tags
+    async fn put_tags(&self, ctx: &Context, tags: &BTreeMap<String, String>) -> Result<()> {
+        let tags = tags
             .iter()
             .map(|(key, value)| Tag::builder().key(key).value(value).build())
             .collect::<std::result::Result<Vec<_>, _>>()?;
@@ -360,8 +360,12 @@ impl Desired {
     pub async fn update(&self, ctx: &Context, diffs: &[FieldDiff]) -> Result<()> {
         let s3 = &ctx.clients.s3;
         let name = &self.spec.name;
-        if changed(diffs, "tags") {
-            self.put_tags(ctx).await?;
+        if let Some(tags) = desired_value(diffs, "tags") {
+            // The diff's tags: those an ignore rule covers keep their
+            // observed values (PutBucketTagging replaces the whole set).
+            let tags: BTreeMap<String, String> =
+                serde_json::from_value(tags.clone()).unwrap_or_default();
+            self.put_tags(ctx, &tags).await?;
         }
         if changed(diffs, "public_access_block") {
             let block = self.spec.block_public_access;

@@ -22,7 +22,9 @@ use crate::ownership::desired_tags;
 use crate::spec::Spec;
 
 use super::wait::{Poll, retry_transient, until};
-use super::{Context, Observed, Result, aws_error, changed, done_or, error_code, sync_tags};
+use super::{
+    Context, Observed, Result, aws_error, changed, desired_value, done_or, error_code, sync_tags,
+};
 use crate::field::{FieldDiff, Fields};
 use crate::ownership::{comparable_tags, ownership_of};
 use crate::spec::FunctionSpec;
@@ -378,7 +380,6 @@ impl Desired {
         let lambda = &ctx.clients.lambda;
         let name = &self.spec.name;
         sync_tags(
-            &self.tags,
             diffs,
             |to_set| async move {
                 lambda
@@ -407,19 +408,39 @@ impl Desired {
             .any(|field| changed(diffs, field))
         {
             self.wait_until_ready(ctx).await?;
-            let storage = EphemeralStorage::builder()
-                .size(self.spec.ephemeral_storage_mb as i32)
-                .build()?;
+            // Only what differs is sent: a field left out keeps its value
+            // (an ignored field someone else set, among others). The
+            // environment is the diff's, where ignored variables carry
+            // their observed values.
+            let storage = changed(diffs, "ephemeral_storage_mb")
+                .then(|| {
+                    EphemeralStorage::builder()
+                        .size(self.spec.ephemeral_storage_mb as i32)
+                        .build()
+                })
+                .transpose()?;
+            let environment = desired_value(diffs, "environment").map(|value| {
+                let variables: Option<HashMap<String, String>> =
+                    serde_json::from_value(value.clone()).ok();
+                Environment::builder().set_variables(variables).build()
+            });
             let send = || {
                 lambda
                     .update_function_configuration()
                     .function_name(name)
-                    .memory_size(self.spec.memory_mb as i32)
-                    .timeout(self.spec.timeout_seconds as i32)
-                    .ephemeral_storage(storage.clone())
-                    .description(&self.spec.description)
-                    .environment(self.sdk_environment())
-                    .role(&self.role_arn)
+                    .set_memory_size(
+                        changed(diffs, "memory_mb").then_some(self.spec.memory_mb as i32),
+                    )
+                    .set_timeout(
+                        changed(diffs, "timeout_seconds")
+                            .then_some(self.spec.timeout_seconds as i32),
+                    )
+                    .set_ephemeral_storage(storage.clone())
+                    .set_description(
+                        changed(diffs, "description").then(|| self.spec.description.clone()),
+                    )
+                    .set_environment(environment.clone())
+                    .set_role(changed(diffs, "role").then(|| self.role_arn.clone()))
                     .send()
             };
             retry_while_busy(ctx, name, send, "UpdateFunctionConfiguration").await?;
@@ -620,6 +641,18 @@ impl ResourceKind for FunctionKind {
 
     fn fields(&self) -> &'static [FieldDoc] {
         FIELDS
+    }
+
+    fn ignorable(&self) -> &'static [&'static str] {
+        &[
+            "tags",
+            "environment",
+            "memory_mb",
+            "timeout_seconds",
+            "ephemeral_storage_mb",
+            "description",
+            "reserved_concurrency",
+        ]
     }
 
     fn desired(&self, spec: &Spec, ctx: &Context, refs: &Refs) -> Vec<Box<dyn Resource>> {

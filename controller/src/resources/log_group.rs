@@ -100,7 +100,6 @@ impl Desired {
     pub async fn update(&self, ctx: &Context, diffs: &[FieldDiff]) -> Result<()> {
         let logs = &ctx.clients.logs;
         sync_tags(
-            &self.tags,
             diffs,
             |to_set| async move {
                 logs.tag_resource()

@@ -455,11 +455,31 @@ impl From<aws_smithy_types::error::operation::BuildError> for Error {
     }
 }
 
+/// The tags to add (or change) and the keys to remove, when the tags
+/// differ: from the observed tags to the diff's desired ones (where tags an
+/// ignore rule covers keep their observed values).
+pub fn tag_diff(
+    diffs: &[FieldDiff],
+) -> Option<(std::collections::BTreeMap<String, String>, Vec<String>)> {
+    let diff = diffs.iter().find(|diff| diff.field == "tags")?;
+    let desired: std::collections::BTreeMap<String, String> =
+        serde_json::from_value(diff.desired.clone()).unwrap_or_default();
+    Some(tag_changes(&desired, &diff.observed))
+}
+
+/// The desired value of a differing field, as planning left it (ignored
+/// parts carry their observed values).
+pub fn desired_value<'a>(diffs: &'a [FieldDiff], field: &str) -> Option<&'a serde_json::Value> {
+    diffs
+        .iter()
+        .find(|diff| diff.field == field)
+        .map(|diff| &diff.desired)
+}
+
 /// Brings a resource's tags to the desired set with its kind's own calls:
 /// `set` adds or changes tags, `unset` removes keys; nothing is called when
 /// the tags do not differ.
 pub async fn sync_tags<SetFuture, UnsetFuture>(
-    desired: &std::collections::BTreeMap<String, String>,
     diffs: &[FieldDiff],
     set: impl FnOnce(std::collections::BTreeMap<String, String>) -> SetFuture,
     unset: impl FnOnce(Vec<String>) -> UnsetFuture,
@@ -468,10 +488,9 @@ where
     SetFuture: std::future::Future<Output = Result<()>>,
     UnsetFuture: std::future::Future<Output = Result<()>>,
 {
-    let Some(observed) = observed_value(diffs, "tags") else {
+    let Some((to_set, to_remove)) = tag_diff(diffs) else {
         return Ok(());
     };
-    let (to_set, to_remove) = tag_changes(desired, observed);
     if !to_set.is_empty() {
         set(to_set).await?;
     }

@@ -298,7 +298,6 @@ impl Desired {
         let ecr = &ctx.clients.ecr;
         let name = &self.spec.name;
         sync_tags(
-            &self.tags,
             diffs,
             |to_set| async move {
                 ecr.tag_resource()

@@ -84,6 +84,17 @@ pub trait ResourceKind: Send + Sync {
     /// The fields compared for drift, with what each means.
     fn fields(&self) -> &'static [FieldDoc];
 
+    /// The fields an ignore rule may name ([`crate::ignore`]): those this
+    /// kind's update changes on their own, without sending the others.
+    /// By default its tags, when it has any.
+    fn ignorable(&self) -> &'static [&'static str] {
+        if self.fields().iter().any(|field| field.name == "tags") {
+            &["tags"]
+        } else {
+            &[]
+        }
+    }
+
     /// The resources of this kind the file implies, with every derived
     /// value filled in (`refs`: what AWS chose, as far as it is known).
     fn desired(&self, spec: &Spec, ctx: &Context, refs: &Refs) -> Vec<Box<dyn Resource>>;

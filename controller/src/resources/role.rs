@@ -163,7 +163,6 @@ impl Desired {
         let iam = &ctx.clients.iam;
         let name = &self.spec.name;
         sync_tags(
-            &self.tags,
             diffs,
             |to_set| async move {
                 iam.tag_role()

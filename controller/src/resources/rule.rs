@@ -207,7 +207,6 @@ impl Desired {
             self.put_target(ctx).await?;
         }
         sync_tags(
-            &self.tags,
             diffs,
             |to_set| async move {
                 events

@@ -203,7 +203,6 @@ impl Desired {
                 .map_err(aws_error("RestoreSecret"))?;
         }
         sync_tags(
-            &self.tags,
             diffs,
             |to_set| async move {
                 secrets

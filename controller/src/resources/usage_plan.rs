@@ -332,13 +332,7 @@ impl Resource for Desired {
                 .await
                 .map_err(aws_error("UpdateUsagePlan"))?;
         }
-        super::api::sync_api_gateway_tags(
-            ctx,
-            &format!("/usageplans/{}", found.id),
-            &self.tags,
-            diffs,
-        )
-        .await?;
+        super::api::sync_api_gateway_tags(ctx, &format!("/usageplans/{}", found.id), diffs).await?;
         Ok(())
     }
 

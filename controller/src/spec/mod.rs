@@ -13,6 +13,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use locate::Position;
+pub use validate::RESERVED_TAG_KEYS;
 
 /// The IAM path of execution roles when the file gives none.
 pub const DEFAULT_ROLE_PATH: &str = "/anomaly-controller/";
@@ -356,6 +357,9 @@ pub struct Spec {
     pub panther_secret: Option<SecretSpec>,
     /// Where the daemon sends notifications.
     pub notify: Vec<NotifySpec>,
+    /// Fields someone else owns: neither drift nor changed by apply
+    /// (top-level `ignore` and each function's own, resolved).
+    pub ignore: Vec<crate::ignore::IgnoreRule>,
 }
 
 /// What the daemon notifies about.

@@ -21,6 +21,8 @@ pub struct RawSpec {
     pub registry: Option<RawRegistry>,
     #[serde(default)]
     pub notify: Vec<RawNotify>,
+    #[serde(default)]
+    pub ignore: Vec<String>,
 }
 
 /// One `[[notify]]` target of the daemon's notifications.
@@ -82,6 +84,8 @@ pub struct RawFunction {
     #[serde(default)]
     pub repository: RawRepository,
     pub release: Option<RawRelease>,
+    #[serde(default)]
+    pub ignore: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

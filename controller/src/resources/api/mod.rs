@@ -35,18 +35,17 @@ pub struct Desired {
 }
 
 /// Brings the tags of the API Gateway resource at `path` (`/restapis/<id>`,
-/// `/usageplans/<id>`, `/apikeys/<id>`) to `desired`, when they differ.
+/// `/usageplans/<id>`, `/apikeys/<id>`) to the desired tags, when they
+/// differ.
 pub(crate) async fn sync_api_gateway_tags(
     ctx: &Context,
     path: &str,
-    desired: &BTreeMap<String, String>,
     diffs: &[FieldDiff],
 ) -> Result<()> {
     let api = &ctx.clients.apigateway;
     let arn = format!("arn:{}:apigateway:{}::{path}", ctx.partition, ctx.region);
     let arn = &arn;
     sync_tags(
-        desired,
         diffs,
         |to_set| async move {
             api.tag_resource()
@@ -233,7 +232,7 @@ impl Desired {
                 .await
                 .map_err(aws_error("UpdateRestApi"))?;
         }
-        sync_api_gateway_tags(ctx, &format!("/restapis/{id}"), &self.tags, diffs).await?;
+        sync_api_gateway_tags(ctx, &format!("/restapis/{id}"), diffs).await?;
         if let Some(observed) = observed_value(diffs, "routes") {
             self.converge_routes(ctx, id, observed).await?;
         }

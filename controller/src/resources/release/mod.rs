@@ -49,6 +49,9 @@ pub struct Desired {
     pub image: Option<String>,
     pub alarm_names: Vec<String>,
     pub adopt: bool,
+    /// The function's ignore rules: what they cover is not part of the
+    /// configuration a release compares.
+    pub ignored: Vec<crate::ignore::IgnoreRule>,
 }
 
 /// An alias as read from Lambda.
@@ -140,7 +143,10 @@ impl Desired {
         let mut fields = Fields::from([
             (
                 "configuration".into(),
-                json!(versions::configuration_fingerprint(&self.version_fields)),
+                json!(versions::configuration_fingerprint(
+                    &self.version_fields,
+                    &self.ignored
+                )),
             ),
             ("routing".into(), json!({})),
             ("prunable_versions".into(), json!([])),
@@ -176,7 +182,7 @@ impl Desired {
         };
         let (configuration, image) = match &target {
             Some(version) => {
-                let (image, configuration) = versions::held_by(version);
+                let (image, configuration) = versions::held_by(version, &self.ignored);
                 (json!(configuration), json!(image))
             }
             None => (json!(null), json!(null)),
@@ -275,6 +281,10 @@ impl ResourceKind for AliasKind {
                     image: (!function.spec.image_uri.is_empty())
                         .then(|| versions::image_reference(&function.spec.image_uri)),
                     adopt: function.spec.adopt,
+                    ignored: crate::ignore::rules_for(&spec.ignore, &resource.id())
+                        .into_iter()
+                        .cloned()
+                        .collect(),
                 }) as Box<dyn Resource>)
             })
             .collect()

@@ -98,8 +98,8 @@ pub async fn release(ctx: &Context, desired: &Desired) -> Result<()> {
     let alias_name = desired.release.alias.as_str();
     crate::resources::function::wait_until_ready(ctx, function).await?;
     let latest = latest(ctx, function).await?;
-    let configuration = versions::configuration_fingerprint(&latest.fields);
-    let wanted = versions::configuration_fingerprint(&desired.version_fields);
+    let configuration = versions::configuration_fingerprint(&latest.fields, &desired.ignored);
+    let wanted = versions::configuration_fingerprint(&desired.version_fields, &desired.ignored);
     let image_differs = desired
         .image
         .as_ref()

@@ -19,6 +19,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::field::Fields;
+use crate::ignore::IgnoreRule;
 use crate::resources::{Context, Result, aws_error, done_or};
 
 /// Every version description the controller writes starts with this.
@@ -32,10 +33,12 @@ fn fingerprint_of(value: &Value) -> String {
 }
 
 /// The fingerprint of a version's configuration: every field it freezes
-/// but the image and the description (a published version's description
-/// is the one `PublishVersion` gives it, not the function's).
-pub fn configuration_fingerprint(fields: &Fields) -> String {
-    let mut configuration = fields.clone();
+/// but the image, the description (a published version's description is
+/// the one `PublishVersion` gives it, not the function's) and what the
+/// function's ignore rules cover.
+pub fn configuration_fingerprint(fields: &Fields, ignored: &[IgnoreRule]) -> String {
+    let rules: Vec<&IgnoreRule> = ignored.iter().collect();
+    let mut configuration = crate::ignore::strip(fields, &rules);
     configuration.remove("image_uri");
     configuration.remove("description");
     fingerprint_of(&serde_json::to_value(configuration).unwrap_or_default())
@@ -90,11 +93,14 @@ pub fn image_in_description(description: &str) -> Option<&str> {
 /// What a published version holds: the image its description records
 /// (versions the controller published) and the fingerprint of its
 /// configuration.
-pub fn held_by(version: &FunctionConfiguration) -> (Option<&str>, String) {
+pub fn held_by<'a>(
+    version: &'a FunctionConfiguration,
+    ignored: &[IgnoreRule],
+) -> (Option<&'a str>, String) {
     let fields = crate::resources::function::version_fields(version, None);
     (
         version.description().and_then(image_in_description),
-        configuration_fingerprint(&fields),
+        configuration_fingerprint(&fields, ignored),
     )
 }
 
@@ -305,14 +311,14 @@ mod tests {
             ("description".to_string(), Value::from("scores events")),
             ("memory_mb".to_string(), Value::from(128)),
         ]);
-        let before = configuration_fingerprint(&fields);
+        let before = configuration_fingerprint(&fields, &[]);
         fields.insert("image_uri".into(), Value::from("a@sha256:2"));
         fields.insert(
             "description".into(),
             Value::from("anomaly-controller release x"),
         );
-        assert_eq!(configuration_fingerprint(&fields), before);
+        assert_eq!(configuration_fingerprint(&fields, &[]), before);
         fields.insert("memory_mb".into(), Value::from(256));
-        assert_ne!(configuration_fingerprint(&fields), before);
+        assert_ne!(configuration_fingerprint(&fields, &[]), before);
     }
 }

@@ -8,6 +8,7 @@ mod api;
 mod bucket;
 mod deployment;
 mod functions;
+mod ignore;
 mod image;
 mod notify;
 mod registry;
@@ -307,8 +308,10 @@ fn build(path: &Path, raw: RawSpec, checker: &mut Checker) -> Spec {
         .enumerate()
         .map(|(index, entry)| notify::build_notify(index, entry, checker))
         .collect();
+    let ignore = ignore::build_ignore(&raw, &functions, checker);
     Spec {
         notify,
+        ignore,
         path: path.to_path_buf(),
         deployment,
         tags: raw.tags.clone(),
