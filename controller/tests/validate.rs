@@ -548,6 +548,33 @@ fn cases() -> Vec<Case> {
         "unknown field `stratgy`",
         "stratgy",
     );
+    case(
+        "ignore rule of an unknown function",
+        format!("ignore = [\"tags.team\", \"functions.detecton.memory_mb\"]\n{b}"),
+        "\"detecton\" is not a function of this file",
+        "\"functions.detecton",
+    );
+    case(
+        "ignore rule on the image",
+        b.replace(
+            "[functions.detection]\n",
+            "[functions.detection]\nignore = [\"image_uri\"]\n",
+        ),
+        "\"image_uri\" is not a field function can ignore",
+        "ignore = [|\"image_uri",
+    );
+    case(
+        "ignore rule on an ownership tag",
+        format!("ignore = [\"tags.anomaly-controller:deployment\"]\n{b}"),
+        "set by the controller and cannot be ignored",
+        "ignore = [|\"tags.",
+    );
+    case(
+        "ignore rule on a whole map",
+        format!("ignore = [\"bucket:tags\"]\n{b}"),
+        "name the key: tags.<key>",
+        "ignore = [|\"bucket",
+    );
     cases
 }
 
@@ -808,4 +835,31 @@ fn every_problem_of_a_file_is_reported_at_once_with_the_nearest_key() {
         lines.iter().all(|line| line.starts_with("prod.toml:")),
         "{lines:?}"
     );
+}
+
+#[test]
+fn the_readme_ignore_rules_example_is_valid() {
+    let readme = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"),
+    )
+    .unwrap();
+    let start = readme
+        .find("```toml\n# Top of the file")
+        .expect("the README has the ignore rules example");
+    let example = &readme[start + "```toml\n".len()..];
+    let example = &example[..example.find("```").unwrap()];
+    let (top, function) = example
+        .split_once("[functions.detection]\n")
+        .expect("the example has a function's own rules");
+    let text = format!(
+        "{top}\n{}",
+        base().replacen(
+            "[functions.detection]\n",
+            &format!("[functions.detection]\n{function}"),
+            1
+        )
+    );
+    let spec = controller::spec::Spec::parse(std::path::Path::new("ignore.toml"), &text)
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(spec.ignore.len(), 6, "{:?}", spec.ignore);
 }
