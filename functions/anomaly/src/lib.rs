@@ -6,15 +6,19 @@
 //! - [`forest`]: the isolation forest, implementing linfa's `Fit` and `PredictInplace`.
 //! - [`model`]: training, scoring, explanation and the versioned model file.
 //! - [`generator`]: a seeded synthetic organisation with labelled anomalies.
+//! - [`evaluation`]: AUC, recall at 1 % false positives and alert rate of a scorer.
+//! - [`organisation`]: a realistic organisation over weeks, with subtle labelled anomalies.
 //! - [`store`]: model storage in S3 (versioned key, then the `latest` pointer).
 //! - [`logging`]: the functions' log format (no colour codes in Lambda, JSON on request).
 
+pub mod evaluation;
 pub mod event;
 pub mod features;
 pub mod forest;
 pub mod generator;
 pub mod logging;
 pub mod model;
+pub mod organisation;
 pub mod store;
 
 pub use event::{Event, EventError, Value};
