@@ -1,11 +1,13 @@
-//! Evaluates the model on the realistic simulated organisation: trained on four
-//! weeks, tested on the fifth (with `--per-kind` injected anomalies of each kind),
-//! and on the real attack records kept with the tests.
+//! Evaluates the model beside the baseline (the first model) on the realistic
+//! simulated organisation: trained on four weeks, tested on the fifth (with
+//! `--per-kind` injected anomalies of each kind), and on the real attack records
+//! kept with the tests.
 //!
 //! `cargo run --release -p anomaly --example evaluate -- [--seed N] [--per-kind N]`
 
-use anomaly::evaluation::{Report, auc_against, evaluate, real_attack_records};
-use anomaly::organisation::{Kind, Organisation};
+use anomaly::baseline::{BaselineModel, BaselineParams};
+use anomaly::evaluation::{Report, auc_against, evaluate, evaluate_explained, real_attack_records};
+use anomaly::organisation::{Kind, Labelled, Organisation};
 use anomaly::{Event, Model, TrainParams};
 
 fn argument(name: &str, default: u64) -> u64 {
@@ -23,12 +25,16 @@ fn argument(name: &str, default: u64) -> u64 {
 
 fn print(name: &str, report: &Report) {
     println!(
-        "{name}: AUC {:.4}, recall at 1 % FP {:.3}, alert rate at its threshold {:.2} % ({} normal, {} anomalies)",
+        "{name}: AUC {:.4}, recall at 1 % FP {:.3}, alert rate at its threshold {:.2} % ({} normal, {} anomalies){}",
         report.auc,
         report.recall_at_1pct,
         100.0 * report.alert_rate,
         report.normals,
-        report.anomalies
+        report.anomalies,
+        report
+            .first_reason_right
+            .map(|share| format!(", first reason right {:.1} %", 100.0 * share))
+            .unwrap_or_default()
     );
     for (kind, (auc, recall)) in &report.per_kind {
         let subtle = if Kind::SUBTLE.contains(kind) {
@@ -36,8 +42,36 @@ fn print(name: &str, report: &Report) {
         } else {
             ""
         };
-        println!("  {kind:?}{subtle}: AUC {auc:.4}, recall at 1 % FP {recall:.3}");
+        let reason = report
+            .first_reason_per_kind
+            .get(kind)
+            .map(|share| format!(", first reason right {:.1} %", 100.0 * share))
+            .unwrap_or_default();
+        println!("  {kind:?}{subtle}: AUC {auc:.4}, recall at 1 % FP {recall:.3}{reason}");
     }
+}
+
+/// The real records' AUC against the test week's normal events.
+fn real_records(test: &[Labelled], score: impl Fn(&Event) -> f64) -> (usize, f64) {
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/cloudtrail/");
+    let read = |file: &str| {
+        std::fs::read_to_string(format!("{fixtures}{file}"))
+            .unwrap_or_else(|error| panic!("{fixtures}{file}: {error}"))
+    };
+    let real: Vec<f64> = real_attack_records(
+        &read("stratus_detonations.jsonl"),
+        &read("panther_rule_tests.jsonl"),
+    )
+    .iter()
+    .filter_map(|record| Event::from_json(record).ok())
+    .map(|event| score(&event))
+    .collect();
+    let normals: Vec<f64> = test
+        .iter()
+        .filter(|labelled| labelled.anomaly.is_none())
+        .map(|labelled| score(&Event::from_json(&labelled.record).unwrap()))
+        .collect();
+    (real.len(), auc_against(&real, &normals))
 }
 
 fn main() {
@@ -59,45 +93,39 @@ fn main() {
     );
     for contamination in [0.01, 0.001] {
         let started = std::time::Instant::now();
-        let model = Model::train(
-            &train,
-            TrainParams {
-                contamination,
-                ..TrainParams::default()
-            },
-        )
-        .expect("the model trains");
+        let params = TrainParams {
+            contamination,
+            ..TrainParams::default()
+        };
+        let model = Model::train(&train, params).expect("the model trains");
         let trained = started.elapsed().as_secs_f64();
-        let report = evaluate(&test, model.threshold, |event| model.anomaly_score(event));
+        let report = evaluate_explained(&test, model.threshold(), |event| {
+            let detection = model.detect(event);
+            let first = detection.reasons.first().map(|reason| reason.field.clone());
+            (detection.anomaly_score, first)
+        });
         print(
             &format!("model, contamination {contamination} (trained in {trained:.1} s)"),
             &report,
         );
         if contamination == 0.01 {
-            let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/cloudtrail/");
-            let read = |file: &str| {
-                std::fs::read_to_string(format!("{fixtures}{file}"))
-                    .unwrap_or_else(|error| panic!("{fixtures}{file}: {error}"))
-            };
-            let real = real_attack_records(
-                &read("stratus_detonations.jsonl"),
-                &read("panther_rule_tests.jsonl"),
-            );
-            let real_scores: Vec<f64> = real
-                .iter()
-                .filter_map(|record| Event::from_json(record).ok())
-                .map(|event| model.anomaly_score(&event))
-                .collect();
-            let normal_scores: Vec<f64> = test
-                .iter()
-                .filter(|labelled| labelled.anomaly.is_none())
-                .map(|labelled| model.anomaly_score(&Event::from_json(&labelled.record).unwrap()))
-                .collect();
+            let (count, auc) = real_records(&test, |event| model.anomaly_score(event));
             println!(
-                "  real attack records ({}): AUC {:.4} against week 5's normal events",
-                real_scores.len(),
-                auc_against(&real_scores, &normal_scores)
+                "  real attack records ({count}): AUC {auc:.4} against week 5's normal events"
             );
         }
     }
+    let started = std::time::Instant::now();
+    let baseline =
+        BaselineModel::train(&train, BaselineParams::default()).expect("the baseline trains");
+    let trained = started.elapsed().as_secs_f64();
+    let report = evaluate(&test, baseline.threshold, |event| {
+        baseline.anomaly_score(event)
+    });
+    print(
+        &format!("baseline (first model), contamination 0.01 (trained in {trained:.1} s)"),
+        &report,
+    );
+    let (count, auc) = real_records(&test, |event| baseline.anomaly_score(event));
+    println!("  real attack records ({count}): AUC {auc:.4} against week 5's normal events");
 }

@@ -28,7 +28,12 @@ pub struct Report {
     pub per_kind: BTreeMap<Kind, (f64, f64)>,
     /// Share of the normal events at or above `threshold`.
     pub alert_rate: f64,
-    /// Normal and anomalous events scored.
+    /// Share of anomalies whose first reason names the field the injection changed
+    /// (`None` for a scorer without reasons).
+    pub first_reason_right: Option<f64>,
+    /// Per kind: that share.
+    pub first_reason_per_kind: BTreeMap<Kind, f64>,
+    /// Normal events scored.
     pub normals: usize,
     /// Anomalies scored.
     pub anomalies: usize,
@@ -53,13 +58,53 @@ fn share_above(scores: &[f64], cut: f64) -> f64 {
 
 /// Scores a labelled test set with `score` and the model threshold `threshold`.
 pub fn evaluate(test: &[Labelled], threshold: f64, score: impl Fn(&Event) -> f64) -> Report {
+    evaluate_explained(test, threshold, |event| (score(event), None))
+}
+
+/// Like [`evaluate`], for a scorer that also names the field of its first reason.
+pub fn evaluate_explained(
+    test: &[Labelled],
+    threshold: f64,
+    score: impl Fn(&Event) -> (f64, Option<String>),
+) -> Report {
+    let mut first_reasons: Vec<(Kind, bool)> = Vec::new();
+    let mut explained = false;
     let scored: Vec<(f64, Option<Kind>)> = test
         .iter()
         .map(|labelled| {
             let event = Event::from_json(&labelled.record).expect("generated records parse");
-            (score(&event), labelled.anomaly)
+            let (value, first) = score(&event);
+            if let Some(kind) = labelled.anomaly {
+                explained |= first.is_some();
+                first_reasons.push((kind, first.as_deref() == Some(kind.field())));
+            }
+            (value, labelled.anomaly)
         })
         .collect();
+    let share = |rows: Vec<bool>| {
+        rows.iter().filter(|&&right| right).count() as f64 / rows.len().max(1) as f64
+    };
+    let first_reason_right =
+        explained.then(|| share(first_reasons.iter().map(|(_, right)| *right).collect()));
+    let first_reason_per_kind = if explained {
+        Kind::ALL
+            .iter()
+            .map(|&kind| {
+                (
+                    kind,
+                    share(
+                        first_reasons
+                            .iter()
+                            .filter(|(k, _)| *k == kind)
+                            .map(|(_, right)| *right)
+                            .collect(),
+                    ),
+                )
+            })
+            .collect()
+    } else {
+        BTreeMap::new()
+    };
     let normals: Vec<f64> = scored
         .iter()
         .filter(|(_, kind)| kind.is_none())
@@ -91,6 +136,8 @@ pub fn evaluate(test: &[Labelled], threshold: f64, score: impl Fn(&Event) -> f64
         per_kind,
         alert_rate: normals.iter().filter(|&&s| s >= threshold).count() as f64
             / normals.len().max(1) as f64,
+        first_reason_right,
+        first_reason_per_kind,
         normals: normals.len(),
         anomalies: anomalies.len(),
     }

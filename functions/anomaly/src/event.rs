@@ -78,6 +78,8 @@ pub struct Event {
     pub account_id: Value,
     /// `userIdentity.type`.
     pub identity_type: Value,
+    /// Who acted, normalised from `userIdentity` ([`crate::identity::principal_of`]).
+    pub principal: Value,
     /// The event time from `p_event_time` or `eventTime`; `None` when absent or malformed.
     pub time: Option<DateTime<Utc>>,
 }
@@ -137,6 +139,9 @@ impl Event {
                 .map(account)
                 .unwrap_or(Value::Missing),
             identity_type,
+            principal: identity
+                .and_then(crate::identity::principal_of)
+                .map_or(Value::Missing, |principal| Value::Present(principal.into())),
             time,
         })
     }
@@ -182,6 +187,7 @@ impl Interner {
             &mut e.user_agent,
             &mut e.account_id,
             &mut e.identity_type,
+            &mut e.principal,
         ] {
             self.value(v);
         }

@@ -11,11 +11,13 @@
 //! - [`store`]: model storage in S3 (versioned key, then the `latest` pointer).
 //! - [`logging`]: the functions' log format (no colour codes in Lambda, JSON on request).
 
+pub mod baseline;
 pub mod evaluation;
 pub mod event;
 pub mod features;
 pub mod forest;
 pub mod generator;
+pub mod identity;
 pub mod logging;
 pub mod model;
 pub mod organisation;

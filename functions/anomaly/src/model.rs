@@ -1,28 +1,45 @@
-//! The anomaly model: training, scoring, explanation and its file format.
+//! The anomaly model: how surprising an event is for the principal who made it,
+//! piece by piece, with a threshold that keeps its alert-rate promise and reasons a
+//! responder can act on.
 //!
-//! The score of an event combines two pieces of evidence, both in `[0, 1]`:
-//! - the isolation forest's score over the feature vector (see [`crate::features`]);
-//! - the rarity score: the largest normalised surprise of any categorical field, which is
-//!   1 when some value was never seen in training.
+//! **Evidence.** Each event is read as its principal ([`crate::identity`]) and seven
+//! fields: the event name, the region, the account, the source network (/16), the
+//! user agent family, the hour and the weekday. For each field the model asks how
+//! rare the value is for this principal, backing off to everyone's counts while the
+//! principal has little history (`w = n / (n + 30)`); for the region, also how rare
+//! it is in this account. Whether the principal itself is new is one more piece.
 //!
-//! `anomaly_score = forest_weight * forest_score + (1 - forest_weight) * rarity_score`.
-//! The threshold is the `1 - contamination` quantile of the training events' scores.
-//! Per-field value counts are kept in the model, so each answer explains itself.
+//! **Rarity that knows novelty.** A value's surprise is `-ln` of the probability of
+//! a value at most as common: the share of events with values no more frequent, plus
+//! the chance that the next value is new at all, estimated Good–Turing style as
+//! `(values seen once + 1) / (events + 2)`. A new address of a workload that brings
+//! new addresses every day is weak evidence; a new call by a person with a stable
+//! repertoire is strong. Hours and weekdays are smoothed over their neighbours.
+//!
+//! **Combined, not maxed.** The score adds each piece's surprise above
+//! [`FLOOR_NATS`] (routine variation stays under it), so evidence in two fields adds
+//! up and a single strong piece is not drowned by routine novelty elsewhere.
+//!
+//! **A threshold that keeps the promise.** Training sorts the events by time, fits
+//! the counts on the earlier part, scores the later part as the model will score
+//! tomorrow's events (new values included), takes the `1 - contamination` quantile
+//! there, and then fits the counts on everything.
 
-use crate::event::Event;
-use crate::features::{self, CATEGORICAL_FIELDS, Frequencies, N_FEATURES};
-use crate::forest::{ForestError, IsolationForest, IsolationForestParams};
+use crate::event::{Event, MISSING};
+use crate::features::DAYS;
+use crate::identity::{agent_family, network_of};
 use chrono::{DateTime, Utc};
-use linfa::dataset::DatasetBase;
-use linfa::traits::Fit;
-use ndarray::{Array2, ArrayView1};
-use rand::SeedableRng;
-use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// The version of the model file format this code reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+
+/// Surprise (in nats) below which a piece of evidence counts for nothing.
+pub const FLOOR_NATS: f64 = 2.0;
+
+/// History (events) at which a principal's own counts weigh as much as everyone's.
+const BACKOFF_EVENTS: f64 = 30.0;
 
 /// Errors of training and loading models.
 #[derive(Debug, thiserror::Error)]
@@ -33,9 +50,6 @@ pub enum ModelError {
     /// Parameters out of range.
     #[error("invalid training parameter: {0}")]
     Params(String),
-    /// The forest could not be fitted.
-    #[error("fitting the isolation forest failed: {0}")]
-    Forest(#[from] ForestError),
     /// The model file is not JSON or not a model.
     #[error("the model file is not a valid model: {0}")]
     Parse(String),
@@ -54,25 +68,540 @@ pub enum ModelError {
 /// Training parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct TrainParams {
-    /// Forest hyper-parameters.
-    pub forest: IsolationForestParams,
-    /// Expected share of anomalies among training events; sets the threshold.
+    /// The share of tomorrow's normal events the threshold lets through as alerts.
     pub contamination: f64,
-    /// Weight of the forest score in the combined score (the rest is the rarity score).
-    pub forest_weight: f64,
-    /// At most this many training events are scored to place the threshold.
-    pub threshold_sample: usize,
+    /// The latest share of the training events (by time) the threshold is
+    /// calibrated on, scored by counts fitted on the rest.
+    pub calibration_share: f64,
+    /// Surprise (nats) a piece of evidence must pass to count: routine variation
+    /// stays under it.
+    pub floor_nats: f64,
 }
 
 impl Default for TrainParams {
     fn default() -> Self {
         TrainParams {
-            forest: IsolationForestParams::default(),
             contamination: 0.01,
-            forest_weight: 0.5,
-            threshold_sample: 200_000,
+            calibration_share: 0.25,
+            floor_nats: FLOOR_NATS,
         }
     }
+}
+
+/// What is expected of a context before its own counts: the rate of new values
+/// and how many sightings that expectation is worth.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Prior {
+    /// Chance that a sighting is of a new value.
+    pub rate: f64,
+    /// Weight, in sightings.
+    pub strength: f64,
+}
+
+impl Prior {
+    /// Laplace's: one new value in two sightings, worth two.
+    pub const NONE: Prior = Prior {
+        rate: 0.5,
+        strength: 2.0,
+    };
+}
+
+/// Sightings a principal's own counts need to outweigh what principals in general
+/// do (how often they start using new values, at which hours and days they act).
+const PRIOR_SIGHTINGS: f64 = 20.0;
+
+/// How often one value was seen: in events, and on distinct days (sightings).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Seen {
+    /// Events with this value.
+    pub events: u64,
+    /// Days on which it was seen.
+    pub days: u64,
+    /// The last day it was seen on, while counting.
+    #[serde(skip)]
+    last_day: Option<i64>,
+}
+
+impl Seen {
+    /// Counts one event on `day`.
+    fn sight(&mut self, day: i64) {
+        self.events += 1;
+        if self.last_day != Some(day) {
+            self.days += 1;
+            self.last_day = Some(day);
+        }
+    }
+}
+
+/// How often each value of one field occurred in one context (everyone, one
+/// principal, one account), and what that makes each value's surprise.
+///
+/// Rarity is counted in sightings (a value on a day), not events: a busy day with a
+/// new value is one new value, not hundreds.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Counts {
+    /// Events counted.
+    pub events: u64,
+    /// Sightings counted (each value once per day).
+    pub sightings: u64,
+    /// Per value.
+    #[serde(serialize_with = "sorted")]
+    pub values: HashMap<String, Seen>,
+    /// (sightings, surprise of a value with that many), ascending; rebuilt on load.
+    #[serde(skip)]
+    surprises: Vec<(u64, f64)>,
+    /// Surprise of a value never seen here.
+    #[serde(skip)]
+    novelty: f64,
+}
+
+fn sorted<S: serde::Serializer>(m: &HashMap<String, Seen>, s: S) -> Result<S::Ok, S::Error> {
+    let ordered: BTreeMap<&String, &Seen> = m.iter().collect();
+    serde::Serialize::serialize(&ordered, s)
+}
+
+impl Counts {
+    fn add(&mut self, value: &str, day: i64) {
+        self.events += 1;
+        let seen = match self.values.get_mut(value) {
+            Some(seen) => seen,
+            None => self.values.entry(value.to_string()).or_default(),
+        };
+        let before = seen.days;
+        seen.sight(day);
+        self.sightings += seen.days - before;
+    }
+
+    /// Events with a value (0 when unseen).
+    pub fn count(&self, value: &str) -> u64 {
+        self.values.get(value).map_or(0, |seen| seen.events)
+    }
+
+    /// Values seen on one day only.
+    fn seen_once(&self) -> u64 {
+        self.values.values().filter(|seen| seen.days == 1).count() as u64
+    }
+
+    /// The chance that the next sighting is of a value never seen: Good–Turing over
+    /// sightings (values seen on one day only, over all sightings), with `prior`'s
+    /// rate counted as `prior.strength` sightings.
+    pub fn new_value_chance(&self, prior: Prior) -> f64 {
+        (self.seen_once() as f64 + prior.strength * prior.rate)
+            / (self.sightings as f64 + prior.strength)
+    }
+
+    /// Builds the surprise of each sighting count: how much less likely a value seen
+    /// that often (or a new one) is than a typical value here, `-ln P(v) - H` in
+    /// nats, where `H` is the entropy of the values (a new one included) and
+    /// `P(v) = (1 - P(new)) * sightings(v) / sightings`. Values about as likely as
+    /// any other, as in a context of many equally common values, are no surprise.
+    fn finish(&mut self, prior: Prior) {
+        let new = self.new_value_chance(prior);
+        let total = self.sightings.max(1) as f64;
+        let chance = |days: u64| (1.0 - new) * days as f64 / total;
+        let entropy: f64 = self
+            .values
+            .values()
+            .map(|seen| {
+                let p = chance(seen.days);
+                if p > 0.0 { -p * p.ln() } else { 0.0 }
+            })
+            .sum::<f64>()
+            - new * new.ln();
+        let mut days: Vec<u64> = self.values.values().map(|seen| seen.days).collect();
+        days.sort_unstable();
+        days.dedup();
+        self.surprises = days
+            .into_iter()
+            .map(|days| (days, -chance(days).ln() - entropy))
+            .collect();
+        self.novelty = -new.ln() - entropy;
+    }
+
+    /// The surprise of `value` here.
+    pub fn surprise(&self, value: &str) -> f64 {
+        let Some(seen) = self.values.get(value) else {
+            return self.novelty;
+        };
+        match self
+            .surprises
+            .binary_search_by_key(&seen.days, |(days, _)| *days)
+        {
+            Ok(index) => self.surprises[index].1,
+            Err(_) => 0.0,
+        }
+    }
+}
+
+/// Sightings over a cycle (hours of the day, days of the week: each position once
+/// per day), smoothed over neighbouring positions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cycle {
+    /// Days on which each position was seen.
+    pub days: Vec<u64>,
+    /// Events per position.
+    pub events: Vec<u64>,
+    #[serde(skip)]
+    last_day: Vec<Option<i64>>,
+    #[serde(skip)]
+    surprises: Vec<f64>,
+}
+
+impl Cycle {
+    fn new(positions: usize) -> Cycle {
+        Cycle {
+            days: vec![0; positions],
+            events: vec![0; positions],
+            last_day: vec![None; positions],
+            surprises: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, position: usize, day: i64) {
+        if position >= self.days.len() {
+            return;
+        }
+        self.last_day.resize(self.days.len(), None);
+        self.events[position] += 1;
+        if self.last_day[position] != Some(day) {
+            self.days[position] += 1;
+            self.last_day[position] = Some(day);
+        }
+    }
+
+    /// Total events.
+    pub fn total(&self) -> u64 {
+        self.events.iter().sum()
+    }
+
+    /// Each position's chance: its sightings and its neighbours' (halved, then
+    /// quartered for hours), plus `prior`'s chances worth [`PRIOR_SIGHTINGS`]
+    /// (half a sighting everywhere without one).
+    fn chances(&self, prior: Option<&[f64]>) -> Vec<f64> {
+        let n = self.days.len();
+        let kernel: &[(isize, f64)] = if n == 24 {
+            &[(-2, 0.25), (-1, 0.5), (0, 1.0), (1, 0.5), (2, 0.25)]
+        } else {
+            &[(0, 1.0)]
+        };
+        let smoothed: Vec<f64> = (0..n)
+            .map(|i| {
+                kernel
+                    .iter()
+                    .map(|(offset, weight)| {
+                        let j = (i as isize + offset).rem_euclid(n as isize) as usize;
+                        weight * self.days[j] as f64
+                    })
+                    .sum::<f64>()
+                    + match prior {
+                        Some(prior) => PRIOR_SIGHTINGS * prior[i],
+                        None => 0.5,
+                    }
+            })
+            .collect();
+        let total: f64 = smoothed.iter().sum();
+        smoothed.iter().map(|s| s / total).collect()
+    }
+
+    /// Each position's surprise: `-ln P(position) - H`, as for [`Counts`].
+    fn finish(&mut self, prior: Option<&[f64]>) {
+        let chances = self.chances(prior);
+        let entropy: f64 = chances.iter().map(|p| -p * p.ln()).sum();
+        self.surprises = chances
+            .iter()
+            .map(|&chance| -chance.ln() - entropy)
+            .collect();
+    }
+
+    fn surprise(&self, position: usize) -> f64 {
+        self.surprises.get(position).copied().unwrap_or(0.0)
+    }
+
+    /// The shortest run of positions (wrapping) holding at least `share` of the
+    /// events: (first, length).
+    pub fn usual_window(&self, share: f64) -> (usize, usize) {
+        let n = self.events.len();
+        let total = self.total() as f64;
+        for length in 1..=n {
+            for first in 0..n {
+                let held: u64 = (0..length).map(|k| self.events[(first + k) % n]).sum();
+                if held as f64 >= share * total {
+                    return (first, length);
+                }
+            }
+        }
+        (0, n)
+    }
+}
+
+/// What one principal (or everyone) did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Profile {
+    /// Events counted.
+    pub events: u64,
+    /// Event names.
+    pub event_name: Counts,
+    /// Regions.
+    pub region: Counts,
+    /// Accounts (`recipientAccountId`).
+    pub account: Counts,
+    /// Source networks.
+    pub network: Counts,
+    /// User agent families.
+    pub agent: Counts,
+    /// Hours of the day (UTC).
+    pub hours: Cycle,
+    /// Days of the week (0 = Monday).
+    pub weekdays: Cycle,
+}
+
+impl Default for Profile {
+    fn default() -> Self {
+        Profile {
+            events: 0,
+            event_name: Counts::default(),
+            region: Counts::default(),
+            account: Counts::default(),
+            network: Counts::default(),
+            agent: Counts::default(),
+            hours: Cycle::new(24),
+            weekdays: Cycle::new(7),
+        }
+    }
+}
+
+impl Profile {
+    fn add(&mut self, event: &Reading) {
+        let day = event.day;
+        self.events += 1;
+        self.event_name.add(&event.event_name, day);
+        self.region.add(&event.region, day);
+        self.account.add(&event.account, day);
+        self.network.add(&event.network, day);
+        self.agent.add(&event.agent, day);
+        if let Some(hour) = event.hour {
+            self.hours.add(hour as usize, day);
+        }
+        if let Some(weekday) = event.weekday {
+            self.weekdays.add(weekday as usize, day);
+        }
+    }
+
+    fn counted_mut(&mut self) -> [&mut Counts; 5] {
+        [
+            &mut self.event_name,
+            &mut self.region,
+            &mut self.account,
+            &mut self.network,
+            &mut self.agent,
+        ]
+    }
+
+    /// Finishes everyone's profile (no prior).
+    fn finish_alone(&mut self) {
+        for counts in self.counted_mut() {
+            counts.finish(Prior::NONE);
+        }
+        self.hours.finish(None);
+        self.weekdays.finish(None);
+    }
+
+    /// Finishes a principal's profile against what principals in general do.
+    fn finish_with(&mut self, priors: &Priors) {
+        for (counts, prior) in self.counted_mut().into_iter().zip(priors.values) {
+            counts.finish(prior);
+        }
+        self.hours.finish(Some(&priors.hours));
+        self.weekdays.finish(Some(&priors.weekdays));
+    }
+
+    fn counts(&self, field: Field) -> Option<&Counts> {
+        match field {
+            Field::EventName => Some(&self.event_name),
+            Field::Region => Some(&self.region),
+            Field::Account => Some(&self.account),
+            Field::Network => Some(&self.network),
+            Field::Agent => Some(&self.agent),
+            Field::Principal | Field::Hour | Field::Weekday => None,
+        }
+    }
+}
+
+/// What principals in general do, as priors for each principal's own counts.
+struct Priors {
+    /// Per counted field: how often principals' sightings are of a value new to them.
+    values: [Prior; 5],
+    /// Everyone's chances per hour and per weekday.
+    hours: Vec<f64>,
+    weekdays: Vec<f64>,
+}
+
+impl Priors {
+    /// Per field, the median over principals (with a few sightings) of their own
+    /// rate of new values: what a typical principal does, not what the busiest
+    /// ones (workloads with a new address every day) do.
+    fn of<'a>(everyone: &Profile, principals: impl Iterator<Item = &'a Profile>) -> Priors {
+        let mut rates: [Vec<f64>; 5] = Default::default();
+        for profile in principals {
+            let fields = [
+                &profile.event_name,
+                &profile.region,
+                &profile.account,
+                &profile.network,
+                &profile.agent,
+            ];
+            for (index, counts) in fields.into_iter().enumerate() {
+                if counts.sightings >= 5 {
+                    rates[index].push(counts.new_value_chance(Prior::NONE));
+                }
+            }
+        }
+        Priors {
+            values: std::array::from_fn(|index| {
+                let rates = &mut rates[index];
+                Prior {
+                    rate: if rates.is_empty() {
+                        Prior::NONE.rate
+                    } else {
+                        quantile(rates, 0.5)
+                    },
+                    strength: PRIOR_SIGHTINGS,
+                }
+            }),
+            hours: everyone.hours.chances(None),
+            weekdays: everyone.weekdays.chances(None),
+        }
+    }
+}
+
+/// The fields the model reads, as explanations and `/model/info` name them.
+pub const FIELDS: [&str; 8] = [
+    "principal",
+    "eventName",
+    "awsRegion",
+    "recipientAccountId",
+    "sourceNetwork",
+    "userAgentFamily",
+    "hour",
+    "weekday",
+];
+
+/// The fields the model reads, as explanations name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Principal,
+    EventName,
+    Region,
+    Account,
+    Network,
+    Agent,
+    Hour,
+    Weekday,
+}
+
+impl Field {
+    fn name(self) -> &'static str {
+        match self {
+            Field::Principal => "principal",
+            Field::EventName => "eventName",
+            Field::Region => "awsRegion",
+            Field::Account => "recipientAccountId",
+            Field::Network => "sourceNetwork",
+            Field::Agent => "userAgentFamily",
+            Field::Hour => "hour",
+            Field::Weekday => "weekday",
+        }
+    }
+}
+
+/// An event as the model reads it.
+struct Reading {
+    principal: String,
+    event_name: String,
+    region: String,
+    account: String,
+    network: String,
+    agent: String,
+    hour: Option<u32>,
+    weekday: Option<u32>,
+    /// Days since 1970 (sightings are counted per day); for an event without a
+    /// time, a day of its own (`-1 - index`).
+    day: i64,
+}
+
+impl Reading {
+    fn of(event: &Event) -> Reading {
+        Reading::at(event, -1)
+    }
+
+    /// The reading of an event; `untimed_day` stands for its day when it has no time.
+    fn at(event: &Event, untimed_day: i64) -> Reading {
+        let text = |value: &crate::Value| value.key().to_string();
+        Reading {
+            principal: text(&event.principal),
+            event_name: text(&event.event_name),
+            region: text(&event.aws_region),
+            account: text(&event.account_id),
+            network: match &event.source_ip {
+                crate::Value::Present(address) => network_of(address),
+                crate::Value::Missing => MISSING.to_string(),
+            },
+            agent: match &event.user_agent {
+                crate::Value::Present(agent) => agent_family(agent),
+                crate::Value::Missing => MISSING.to_string(),
+            },
+            hour: event.hour(),
+            weekday: event.weekday(),
+            day: event
+                .time
+                .map_or(untimed_day, |time| time.timestamp().div_euclid(86_400)),
+        }
+    }
+
+    fn value(&self, field: Field) -> &str {
+        match field {
+            Field::Principal => &self.principal,
+            Field::EventName => &self.event_name,
+            Field::Region => &self.region,
+            Field::Account => &self.account,
+            Field::Network => &self.network,
+            Field::Agent => &self.agent,
+            Field::Hour | Field::Weekday => "",
+        }
+    }
+}
+
+/// Whose counts made a piece of evidence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// The principal's own history.
+    Principal,
+    /// The account's (regions used in it).
+    Account,
+    /// Everyone's.
+    Everyone,
+}
+
+/// One reason an event is unusual, with its weight in the score.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reason {
+    /// The field (`eventName`, `hour`, `awsRegion`, ...).
+    pub field: String,
+    /// Whose history it is unusual for.
+    pub scope: Scope,
+    /// Its share of the score (surprise above the floor, in nats).
+    pub weight: f64,
+    /// In words.
+    pub text: String,
+}
+
+/// One piece of evidence before it is put in words.
+#[derive(Debug, Clone, Copy)]
+struct Piece {
+    field: Field,
+    scope: Scope,
+    surprise: f64,
 }
 
 /// A trained model, as stored in a model file.
@@ -86,19 +615,25 @@ pub struct Model {
     pub trained_at: DateTime<Utc>,
     /// Number of events the model was trained on.
     pub training_samples: u64,
-    /// Feature names in vector order.
-    pub features: Vec<String>,
-    /// Score at or above which an event is an anomaly.
-    pub threshold: f64,
+    /// Evidence (nats above the floor, summed) at or above which an event is an anomaly.
+    pub threshold_evidence: f64,
     /// Parameters used for training.
     pub params: TrainParams,
-    /// Per-field value counts, keyed by field name.
-    pub frequencies: BTreeMap<String, Frequencies>,
-    /// The fitted forest.
-    pub forest: IsolationForest,
-    /// Tables in [`CATEGORICAL_FIELDS`] order (rebuilt on load).
-    #[serde(skip)]
-    tables: Vec<Frequencies>,
+    /// How the threshold was placed: the events it was calibrated on and how many
+    /// of them were still in the fitting part's future.
+    pub calibration: Calibration,
+    /// The counts, everyone's and each principal's.
+    pub tables: Tables,
+}
+
+/// Where the threshold came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    /// Events the counts were fitted on for calibration.
+    pub fitted_on: u64,
+    /// Later events scored to place the threshold (0: placed on the training
+    /// events themselves, too few to split).
+    pub scored: u64,
 }
 
 /// Rarity level of a value by its training frequency.
@@ -154,28 +689,248 @@ pub struct FieldRarity {
 pub struct Detection {
     /// `anomaly_score >= threshold`.
     pub is_anomaly: bool,
-    /// Combined score in `[0, 1]`.
+    /// The evidence mapped to `[0, 1)`: `1 - exp(-evidence / 8)`.
     pub anomaly_score: f64,
-    /// The model's threshold.
+    /// The model's threshold on the same scale.
     pub threshold: f64,
     /// How far the score is from the threshold, scaled to `[0, 1]`.
     pub confidence: f64,
     /// -1 for an anomaly, +1 for a normal event (scikit-learn's convention).
     pub prediction: i8,
-    /// The isolation forest's score.
-    pub forest_score: f64,
-    /// The largest normalised surprise of a categorical field.
-    pub rarity_score: f64,
-    /// Per field: value, count, share and level.
+    /// The sum of the pieces' surprise above the floor, in nats.
+    pub evidence: f64,
+    /// Who acted, as the model reads it.
+    pub principal: String,
+    /// Why, strongest first.
+    pub reasons: Vec<Reason>,
+    /// Per field, everyone's counts: value, count, share and level.
     pub rarity_analysis: BTreeMap<String, FieldRarity>,
-    /// Fields whose value is UNSEEN or VERY_RARE.
+    /// Fields whose value is UNSEEN or VERY_RARE among everyone's events.
     pub suspicious_features: Vec<String>,
     /// Version of the model that scored the event.
     pub model_version: String,
 }
 
+/// Evidence on the `[0, 1)` scale of `anomaly_score`.
+fn squash(evidence: f64) -> f64 {
+    1.0 - (-evidence / 8.0).exp()
+}
+
+/// The counts a model is made of: everyone's, each principal's, each account's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tables {
+    /// Everyone's counts.
+    pub everyone: Profile,
+    /// How often each principal was seen.
+    pub principal: Counts,
+    /// Each principal's own counts.
+    pub principals: HashMap<String, Profile>,
+    /// Regions per account.
+    pub account_regions: HashMap<String, Counts>,
+    /// Event sources, for the per-field rarity levels.
+    pub event_source: Counts,
+    /// `userIdentity.type` values, for the per-field rarity levels.
+    pub identity_type: Counts,
+}
+
+impl Tables {
+    /// Counts of these events.
+    pub fn fit<'a>(events: impl Iterator<Item = &'a Event>) -> Tables {
+        let mut fitted = Tables {
+            everyone: Profile::default(),
+            principal: Counts::default(),
+            principals: HashMap::new(),
+            account_regions: HashMap::new(),
+            event_source: Counts::default(),
+            identity_type: Counts::default(),
+        };
+        for (index, event) in events.enumerate() {
+            let reading = Reading::at(event, -1 - index as i64);
+            fitted.everyone.add(&reading);
+            fitted.principal.add(&reading.principal, reading.day);
+            fitted
+                .event_source
+                .add(event.event_source.key(), reading.day);
+            fitted
+                .identity_type
+                .add(event.identity_type.key(), reading.day);
+            fitted
+                .account_regions
+                .entry(reading.account.clone())
+                .or_default()
+                .add(&reading.region, reading.day);
+            match fitted.principals.get_mut(&reading.principal) {
+                Some(profile) => profile.add(&reading),
+                None => {
+                    let mut profile = Profile::default();
+                    profile.add(&reading);
+                    fitted.principals.insert(reading.principal.clone(), profile);
+                }
+            }
+        }
+        fitted.finish();
+        fitted
+    }
+
+    fn finish(&mut self) {
+        self.everyone.finish_alone();
+        self.principal.finish(Prior::NONE);
+        self.event_source.finish(Prior::NONE);
+        self.identity_type.finish(Prior::NONE);
+        let priors = Priors::of(&self.everyone, self.principals.values());
+        for profile in self.principals.values_mut() {
+            profile.finish_with(&priors);
+        }
+        for counts in self.account_regions.values_mut() {
+            counts.finish(Prior::NONE);
+        }
+    }
+
+    /// Every piece of evidence about an event.
+    fn pieces(&self, reading: &Reading) -> Vec<Piece> {
+        let own = self.principals.get(&reading.principal);
+        let weight = own.map_or(0.0, |profile| {
+            profile.events as f64 / (profile.events as f64 + BACKOFF_EVENTS)
+        });
+        let mut pieces = Vec::with_capacity(8);
+        // A principal seen before is not evidence by how rarely it acts; a new
+        // one is, as much as new principals are rare.
+        pieces.push(Piece {
+            field: Field::Principal,
+            scope: Scope::Everyone,
+            surprise: if own.is_some() {
+                0.0
+            } else {
+                self.principal.surprise(&reading.principal)
+            },
+        });
+        let blend = |field: Field, own_surprise: Option<f64>, everyone: f64| {
+            let surprise = match own_surprise {
+                Some(own_surprise) => weight * own_surprise + (1.0 - weight) * everyone,
+                None => everyone,
+            };
+            let scope = if own_surprise.is_some() && weight >= 0.5 {
+                Scope::Principal
+            } else {
+                Scope::Everyone
+            };
+            Piece {
+                field,
+                scope,
+                surprise,
+            }
+        };
+        for field in [
+            Field::EventName,
+            Field::Region,
+            Field::Account,
+            Field::Network,
+            Field::Agent,
+        ] {
+            let value = reading.value(field);
+            let everyone = self
+                .everyone
+                .counts(field)
+                .map_or(0.0, |counts| counts.surprise(value));
+            let own_surprise = own
+                .and_then(|profile| profile.counts(field))
+                .map(|counts| counts.surprise(value));
+            pieces.push(blend(field, own_surprise, everyone));
+            // A value no one has been seen with is evidence of its own, beyond
+            // what the principal's history says.
+            if own_surprise.is_some()
+                && self
+                    .everyone
+                    .counts(field)
+                    .is_some_and(|counts| counts.count(value) == 0)
+            {
+                pieces.push(Piece {
+                    field,
+                    scope: Scope::Everyone,
+                    surprise: everyone,
+                });
+            }
+        }
+        if let Some(hour) = reading.hour {
+            let everyone = self.everyone.hours.surprise(hour as usize);
+            pieces.push(blend(
+                Field::Hour,
+                own.map(|profile| profile.hours.surprise(hour as usize)),
+                everyone,
+            ));
+        }
+        if let Some(day) = reading.weekday {
+            let everyone = self.everyone.weekdays.surprise(day as usize);
+            pieces.push(blend(
+                Field::Weekday,
+                own.map(|profile| profile.weekdays.surprise(day as usize)),
+                everyone,
+            ));
+        }
+        if let Some(regions) = self.account_regions.get(&reading.account) {
+            let in_account = regions.surprise(&reading.region);
+            if let Some(region) = pieces.iter_mut().find(|p| p.field == Field::Region)
+                && in_account > region.surprise
+            {
+                region.surprise = in_account;
+                region.scope = Scope::Account;
+            }
+        }
+        pieces
+    }
+
+    /// The evidence of an event against these counts, pieces counted above `floor`.
+    pub fn evidence(&self, event: &Event, floor: f64) -> f64 {
+        evidence_of(&self.pieces(&Reading::of(event)), floor)
+    }
+}
+
+/// A piece's share of the evidence: its surprise above the floor.
+fn weight_of(surprise: f64, floor: f64) -> f64 {
+    (surprise - floor).max(0.0)
+}
+
+fn evidence_of(pieces: &[Piece], floor: f64) -> f64 {
+    pieces
+        .iter()
+        .map(|piece| weight_of(piece.surprise, floor))
+        .sum()
+}
+
+/// The `share` quantile of `scores` (sorted in place).
+fn quantile(scores: &mut [f64], share: f64) -> f64 {
+    scores.sort_by(f64::total_cmp);
+    let index = ((share * scores.len() as f64).ceil() as usize).min(scores.len() - 1);
+    scores[index]
+}
+
+/// Days with fewer events do not get a quantile of their own.
+const FEWEST_EVENTS_A_DAY: usize = 200;
+
+/// The median over days of each day's `share` quantile: one unusual day (a
+/// workload's new network, a team's first day at home) makes that day's alerts,
+/// not everyone's threshold. With fewer than three days of enough events, the
+/// quantile of all of them.
+fn daily_quantile(scores: &mut [(Option<i64>, f64)], share: f64) -> f64 {
+    scores.sort_by_key(|(day, _)| *day);
+    let mut per_day: Vec<f64> = scores
+        .chunk_by(|a, b| a.0 == b.0)
+        .filter(|day| day[0].0.is_some() && day.len() >= FEWEST_EVENTS_A_DAY)
+        .map(|day| {
+            let mut values: Vec<f64> = day.iter().map(|(_, score)| *score).collect();
+            quantile(&mut values, share)
+        })
+        .collect();
+    if per_day.len() >= 3 {
+        quantile(&mut per_day, 0.5)
+    } else {
+        let mut all: Vec<f64> = scores.iter().map(|(_, score)| *score).collect();
+        quantile(&mut all, share)
+    }
+}
+
 impl Model {
-    /// Trains a model on parsed events.
+    /// Trains a model on parsed events (see the module's documentation).
     pub fn train(events: &[Event], params: TrainParams) -> Result<Model, ModelError> {
         if events.is_empty() {
             return Err(ModelError::NoEvents);
@@ -186,121 +941,277 @@ impl Model {
                 params.contamination
             )));
         }
-        if !(0.0..=1.0).contains(&params.forest_weight) {
+        if !(0.0..1.0).contains(&params.calibration_share) {
             return Err(ModelError::Params(format!(
-                "forest_weight must be in [0, 1], got {}",
-                params.forest_weight
+                "calibration_share must be in [0, 1), got {}",
+                params.calibration_share
             )));
         }
-        let tables = features::count_values(events);
-        // The forest only ever sees `max_samples` rows per tree: encode a random subset
-        // large enough for every tree rather than the whole training set.
-        let mut rng = StdRng::seed_from_u64(params.forest.seed ^ 0x5eed);
-        let fit_rows = events.len().min(params.forest.max_samples.max(2) * 64);
-        let fit_idx = rand::seq::index::sample(&mut rng, events.len(), fit_rows).into_vec();
-        let mut x = Array2::zeros((fit_rows, N_FEATURES));
-        for (r, &i) in fit_idx.iter().enumerate() {
-            let v = features::encode(&events[i], &tables);
-            x.row_mut(r).assign(&ArrayView1::from(&v[..]));
-        }
-        let forest = params.forest.fit(&DatasetBase::from(x))?;
+        let mut order: Vec<&Event> = events.iter().collect();
+        order.sort_by_key(|event| event.time);
+        let held_out = (events.len() as f64 * params.calibration_share) as usize;
+        let split = events.len() - held_out;
+        let (fit_on, scored) = if held_out >= 100 && split >= 100 {
+            (&order[..split], &order[split..])
+        } else {
+            (&order[..], &order[..])
+        };
+        let early = Tables::fit(fit_on.iter().copied());
+        let mut scores: Vec<(Option<i64>, f64)> = scored
+            .iter()
+            .map(|event| {
+                (
+                    event.time.map(|time| time.timestamp().div_euclid(86_400)),
+                    early.evidence(event, params.floor_nats),
+                )
+            })
+            .collect();
+        let threshold_evidence = if params.contamination == 0.0 {
+            scores.iter().map(|(_, score)| *score).fold(0.0, f64::max) + 1e-9
+        } else {
+            daily_quantile(&mut scores, 1.0 - params.contamination) + 1e-9
+        };
+        let calibration = Calibration {
+            fitted_on: fit_on.len() as u64,
+            scored: if std::ptr::eq(fit_on, scored) {
+                0
+            } else {
+                scored.len() as u64
+            },
+        };
+        let tables = Tables::fit(events.iter());
         let trained_at = Utc::now();
-        let mut model = Model {
+        Ok(Model {
             format_version: FORMAT_VERSION,
             version: trained_at.format("%Y%m%dT%H%M%S%.3fZ").to_string(),
             trained_at,
             training_samples: events.len() as u64,
-            features: features::feature_names(),
-            threshold: 1.0,
+            threshold_evidence,
             params,
-            frequencies: CATEGORICAL_FIELDS
-                .iter()
-                .map(|f| f.to_string())
-                .zip(tables.iter().cloned())
-                .collect(),
-            forest,
+            calibration,
             tables,
-        };
-        let n = events.len().min(params.threshold_sample.max(1));
-        let idx = rand::seq::index::sample(&mut rng, events.len(), n).into_vec();
-        let mut scores: Vec<f64> = idx.iter().map(|&i| model.raw_score(&events[i]).0).collect();
-        scores.sort_by(f64::total_cmp);
-        let q = ((1.0 - params.contamination) * n as f64).ceil() as usize;
-        model.threshold = if q >= n {
-            // No contamination: just above the highest training score.
-            scores[n - 1] + 1e-9
-        } else {
-            scores[q]
-        };
-        Ok(model)
+        })
     }
 
-    /// (combined, forest, rarity) scores.
-    fn raw_score(&self, e: &Event) -> (f64, f64, f64) {
-        let v = features::encode(e, &self.tables);
-        let forest = self.forest.score(ArrayView1::from(&v[..]));
-        let rarity = features::categorical_values(e)
-            .iter()
-            .zip(&self.tables)
-            .map(|(val, t)| t.normalised_surprise(val.key()))
-            .fold(0.0, f64::max);
-        let w = self.params.forest_weight;
-        (w * forest + (1.0 - w) * rarity, forest, rarity)
+    /// The threshold on the `anomaly_score` scale.
+    pub fn threshold(&self) -> f64 {
+        squash(self.threshold_evidence)
     }
 
     /// The anomaly score of an event, without the explanation.
-    pub fn anomaly_score(&self, e: &Event) -> f64 {
-        self.raw_score(e).0
+    pub fn anomaly_score(&self, event: &Event) -> f64 {
+        squash(self.tables.evidence(event, self.params.floor_nats))
     }
 
     /// Scores and explains an event.
-    pub fn detect(&self, e: &Event) -> Detection {
-        let (score, forest_score, rarity_score) = self.raw_score(e);
-        let is_anomaly = score >= self.threshold;
+    pub fn detect(&self, event: &Event) -> Detection {
+        let reading = Reading::of(event);
+        let pieces = self.tables.pieces(&reading);
+        let evidence = evidence_of(&pieces, self.params.floor_nats);
+        let score = squash(evidence);
+        let threshold = self.threshold();
+        let is_anomaly = evidence >= self.threshold_evidence;
         let span = if is_anomaly {
-            1.0 - self.threshold
+            1.0 - threshold
         } else {
-            self.threshold
+            threshold
         };
         let confidence = if span > 0.0 {
-            ((score - self.threshold).abs() / span).min(1.0)
+            ((score - threshold).abs() / span).min(1.0)
         } else {
             1.0
         };
-        let mut rarity_analysis = BTreeMap::new();
-        let mut suspicious_features = Vec::new();
-        for ((name, val), t) in CATEGORICAL_FIELDS
+        let mut ordered: Vec<&Piece> = pieces
             .iter()
-            .zip(features::categorical_values(e))
-            .zip(&self.tables)
-        {
-            let count = t.count(val.key());
-            let level = Rarity::of(count, t.total);
-            if matches!(level, Rarity::Unseen | Rarity::VeryRare) {
-                suspicious_features.push(name.to_string());
-            }
-            rarity_analysis.insert(
-                name.to_string(),
-                FieldRarity {
-                    value: val.key().to_string(),
-                    frequency: count,
-                    rarity: round(100.0 * t.frequency(val.key()), 4),
-                    level,
-                },
-            );
-        }
+            .filter(|piece| piece.surprise > self.params.floor_nats)
+            .collect();
+        ordered.sort_by(|a, b| b.surprise.total_cmp(&a.surprise));
+        let reasons = ordered
+            .into_iter()
+            .map(|piece| Reason {
+                field: piece.field.name().to_string(),
+                scope: piece.scope,
+                weight: round(weight_of(piece.surprise, self.params.floor_nats), 3),
+                text: self.words(piece, &reading),
+            })
+            .collect();
+        let (rarity_analysis, suspicious_features) = self.rarity_analysis(event, &reading);
         Detection {
             is_anomaly,
             anomaly_score: round(score, 6),
-            threshold: round(self.threshold, 6),
+            threshold: round(threshold, 6),
             confidence: round(confidence, 4),
             prediction: if is_anomaly { -1 } else { 1 },
-            forest_score: round(forest_score, 6),
-            rarity_score: round(rarity_score, 6),
+            evidence: round(evidence, 4),
+            principal: reading.principal.clone(),
+            reasons,
             rarity_analysis,
             suspicious_features,
             model_version: self.version.clone(),
         }
+    }
+
+    /// A piece of evidence in words a responder can act on.
+    fn words(&self, piece: &Piece, reading: &Reading) -> String {
+        let who = display_principal(&reading.principal);
+        let tables = &self.tables;
+        let own = tables.principals.get(&reading.principal);
+        let value = reading.value(piece.field);
+        let of = |counts: &Counts| {
+            format!(
+                "{} of {} events",
+                thousands(counts.count(value)),
+                thousands(counts.events)
+            )
+        };
+        let never_or_rarely = |counts: &Counts| {
+            if counts.count(value) == 0 {
+                "has never"
+            } else {
+                "rarely"
+            }
+        };
+        match (piece.field, piece.scope, own) {
+            (Field::Principal, _, _) if value == MISSING => format!(
+                "the event names no principal (no userIdentity), unlike {} of {} events trained on",
+                thousands(tables.principal.events - tables.principal.count(MISSING)),
+                thousands(tables.principal.events)
+            ),
+            (Field::Principal, _, _) => {
+                if tables.principal.count(value) == 0 {
+                    format!("{who} has not been seen before")
+                } else {
+                    format!("{who} is rarely seen ({})", of(&tables.principal))
+                }
+            }
+            (Field::Region, Scope::Account, _) => {
+                let regions = &tables.account_regions[&reading.account];
+                if regions.count(value) == 0 {
+                    format!("first call in {value} for account {}", reading.account)
+                } else {
+                    format!(
+                        "account {} rarely sees {value} ({})",
+                        reading.account,
+                        of(regions)
+                    )
+                }
+            }
+            (Field::Hour, Scope::Principal, Some(profile)) => {
+                let (first, length) = profile.hours.usual_window(0.95);
+                format!(
+                    "{who} works {first:02}-{:02} UTC; this call is at {:02}",
+                    (first + length) % 24,
+                    reading.hour.unwrap_or_default()
+                )
+            }
+            (Field::Weekday, Scope::Principal, Some(profile)) => {
+                let day = reading.weekday.unwrap_or_default() as usize;
+                let count = profile.weekdays.events.get(day).copied().unwrap_or(0);
+                format!(
+                    "{who} {} works on {}s ({} of {} events)",
+                    if count == 0 { "never" } else { "rarely" },
+                    DAYS[day],
+                    thousands(count),
+                    thousands(profile.events)
+                )
+            }
+            (Field::Hour, _, _) => format!(
+                "few events happen at {:02} UTC",
+                reading.hour.unwrap_or_default()
+            ),
+            (Field::Weekday, _, _) => format!(
+                "few events happen on {}s",
+                DAYS[reading.weekday.unwrap_or_default() as usize]
+            ),
+            (field, Scope::Principal, Some(profile)) => {
+                let counts = profile.counts(field).expect("a counted field");
+                let (verb, object) = match field {
+                    Field::EventName => ("called", value.to_string()),
+                    Field::Region => ("worked in", value.to_string()),
+                    Field::Account => ("acted in account", value.to_string()),
+                    Field::Network => ("called from", value.to_string()),
+                    _ => ("used", value.to_string()),
+                };
+                match never_or_rarely(counts) {
+                    "has never" => format!("{who} has never {verb} {object} ({})", of(counts)),
+                    _ => format!("{who} rarely {verb} {object} ({})", of(counts)),
+                }
+            }
+            (field, _, _) => {
+                let counts = tables.everyone.counts(field).expect("a counted field");
+                let subject = match field {
+                    Field::EventName => format!("{value} calls"),
+                    Field::Region => format!("calls in {value}"),
+                    Field::Account => format!("calls in account {value}"),
+                    Field::Network => format!("calls from {value}"),
+                    _ => format!("calls through {value}"),
+                };
+                if counts.count(value) == 0 {
+                    format!("no one has made {subject} before ({})", of(counts))
+                } else {
+                    format!("{subject} are rare ({})", of(counts))
+                }
+            }
+        }
+    }
+
+    /// Everyone's counts for each field of the event, as levels.
+    fn rarity_analysis(
+        &self,
+        event: &Event,
+        reading: &Reading,
+    ) -> (BTreeMap<String, FieldRarity>, Vec<String>) {
+        let tables = &self.tables;
+        let fields: [(&str, &Counts, &str); 8] = [
+            ("principal", &tables.principal, &reading.principal),
+            (
+                "eventName",
+                &tables.everyone.event_name,
+                &reading.event_name,
+            ),
+            (
+                "eventSource",
+                &tables.event_source,
+                event.event_source.key(),
+            ),
+            ("awsRegion", &tables.everyone.region, &reading.region),
+            (
+                "recipientAccountId",
+                &tables.everyone.account,
+                &reading.account,
+            ),
+            ("sourceNetwork", &tables.everyone.network, &reading.network),
+            ("userAgentFamily", &tables.everyone.agent, &reading.agent),
+            (
+                "userIdentity.type",
+                &tables.identity_type,
+                event.identity_type.key(),
+            ),
+        ];
+        let mut analysis = BTreeMap::new();
+        let mut suspicious = Vec::new();
+        for (name, counts, value) in fields {
+            let count = counts.count(value);
+            let level = Rarity::of(count, counts.events);
+            if matches!(level, Rarity::Unseen | Rarity::VeryRare) {
+                suspicious.push(name.to_string());
+            }
+            let share = if counts.events == 0 {
+                0.0
+            } else {
+                count as f64 / counts.events as f64
+            };
+            analysis.insert(
+                name.to_string(),
+                FieldRarity {
+                    value: value.to_string(),
+                    frequency: count,
+                    rarity: round(100.0 * share, 4),
+                    level,
+                },
+            );
+        }
+        (analysis, suspicious)
     }
 
     /// Serialises the model file.
@@ -325,27 +1236,48 @@ impl Model {
         }
         let mut model: Model =
             serde_json::from_slice(bytes).map_err(|e| ModelError::Parse(e.to_string()))?;
-        model.tables = CATEGORICAL_FIELDS
-            .iter()
-            .map(|f| {
-                model
-                    .frequencies
-                    .get(*f)
-                    .cloned()
-                    .ok_or_else(|| ModelError::Parse(format!("no frequencies for field {f}")))
-            })
-            .collect::<Result<_, _>>()?;
-        if model.features != features::feature_names() || model.forest.n_features != N_FEATURES {
-            return Err(ModelError::Parse(
-                "the feature list differs from this build's".into(),
-            ));
-        }
-        model.forest.validate().map_err(ModelError::Parse)?;
-        if !model.threshold.is_finite() {
+        if !model.threshold_evidence.is_finite() || model.threshold_evidence < 0.0 {
             return Err(ModelError::Parse("the threshold is not a number".into()));
         }
+        let tables = &mut model.tables;
+        for profile in std::iter::once(&tables.everyone).chain(tables.principals.values()) {
+            if profile.hours.days.len() != 24
+                || profile.weekdays.days.len() != 7
+                || profile.hours.events.len() != 24
+                || profile.weekdays.events.len() != 7
+            {
+                return Err(ModelError::Parse(
+                    "hour and weekday counts must have 24 and 7 positions".into(),
+                ));
+            }
+        }
+        tables.finish();
         Ok(model)
     }
+}
+
+/// A principal as people read it: the person, the role, the user.
+fn display_principal(principal: &str) -> String {
+    match principal.split_once('/') {
+        Some(("person", who)) => who.to_string(),
+        Some(("role", role)) => format!("role {role}"),
+        Some(("user", user)) => format!("user {user}"),
+        Some(("service", service)) => service.to_string(),
+        _ => principal.to_string(),
+    }
+}
+
+/// `1940` as `1,940`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn round(x: f64, digits: i32) -> f64 {
@@ -358,123 +1290,214 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn small_training_set() -> Vec<Event> {
-        let names = [
-            "DescribeConfigRules",
-            "PutEvaluations",
-            "GetComplianceDetailsByConfigRule",
-        ];
-        (0..400)
-            .map(|i| {
-                Event::from_json(&json!({
-                    "eventName": names[i % 3],
-                    "eventSource": "config.amazonaws.com",
-                    "awsRegion": if i % 10 == 0 { "eu-west-1" } else { "us-east-1" },
-                    "sourceIPAddress": format!("10.0.0.{}", i % 4),
-                    "userAgent": "aws-sdk-go",
-                    "recipientAccountId": "123456789012",
-                    "userIdentity": {"type": "AssumedRole"},
-                    "eventTime": format!("2024-06-{:02}T{:02}:{:02}:00Z", 3 + i % 5, 9 + i % 8, i % 60),
-                }))
-                .unwrap()
-            })
-            .collect()
+    /// `days` days of a person who calls three things from the office, 09-17 UTC,
+    /// and of a workload that calls from a new address of a new network every day.
+    fn history(days: u32) -> Vec<Event> {
+        let mut events = Vec::new();
+        for day in 0..days {
+            for colleague in ["bo", "cy", "di", "ed"] {
+                events.push(
+                    Event::from_json(&json!({
+                        "eventName": "DescribeInstances", "awsRegion": "us-east-1",
+                        "sourceIPAddress": "203.0.113.77", "userAgent": "aws-cli/2.15.0",
+                        "recipientAccountId": "111122223333",
+                        "userIdentity": {"type": "IAMUser",
+                            "arn": format!("arn:aws:iam::111122223333:user/{colleague}")},
+                        "eventTime": format!("2024-06-{:02}T12:00:00Z", 1 + day % 28),
+                    }))
+                    .unwrap(),
+                );
+            }
+            for i in 0..30u32 {
+                let name = ["DescribeInstances", "ListBuckets", "GetObject"][i as usize % 3];
+                events.push(
+                    Event::from_json(&json!({
+                        "eventName": name,
+                        "awsRegion": "us-east-1",
+                        "sourceIPAddress": format!("203.0.113.{}", i % 5),
+                        "userAgent": "aws-cli/2.15.0 os/linux",
+                        "recipientAccountId": "111122223333",
+                        "userIdentity": {"type": "AssumedRole",
+                            "arn": "arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_Dev_1/ana@example.com"},
+                        "eventTime": format!("2024-06-{:02}T{:02}:{:02}:00Z", 1 + day % 28, 9 + i % 8, i),
+                    }))
+                    .unwrap(),
+                );
+                events.push(
+                    Event::from_json(&json!({
+                        "eventName": "GetObject",
+                        "awsRegion": "us-east-1",
+                        "sourceIPAddress": format!("{}.{}.7.9", 10 + day, 20 + day),
+                        "userAgent": "aws-sdk-java/2.25.30",
+                        "recipientAccountId": "111122223333",
+                        "userIdentity": {"type": "AssumedRole",
+                            "arn": format!("arn:aws:sts::111122223333:assumed-role/ingest/i-{day}")},
+                        "eventTime": format!("2024-06-{:02}T{:02}:{:02}:00Z", 1 + day % 28, i % 24, i),
+                    }))
+                    .unwrap(),
+                );
+            }
+        }
+        events
+    }
+
+    fn event(principal_arn: &str, name: &str, address: &str, time: &str) -> Event {
+        Event::from_json(&json!({
+            "eventName": name, "awsRegion": "us-east-1", "sourceIPAddress": address,
+            "userAgent": "aws-cli/2.16.1 os/linux", "recipientAccountId": "111122223333",
+            "userIdentity": {"type": "AssumedRole", "arn": principal_arn}, "eventTime": time,
+        }))
+        .unwrap()
+    }
+
+    const ANA: &str = "arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_Dev_1/ana@example.com";
+    const INGEST: &str = "arn:aws:sts::111122223333:assumed-role/ingest/i-99";
+
+    #[test]
+    fn a_new_value_is_weak_evidence_where_new_values_are_routine() {
+        let model = Model::train(&history(20), TrainParams::default()).unwrap();
+        let workload = model.detect(&event(
+            INGEST,
+            "GetObject",
+            "99.88.7.9",
+            "2024-06-21T03:00:00Z",
+        ));
+        let person = model.detect(&event(
+            ANA,
+            "ListBuckets",
+            "99.88.7.9",
+            "2024-06-21T10:00:00Z",
+        ));
+        let network = |detection: &Detection| {
+            detection
+                .reasons
+                .iter()
+                .filter(|reason| {
+                    reason.field == "sourceNetwork" && reason.scope == Scope::Principal
+                })
+                .map(|reason| reason.weight)
+                .sum::<f64>()
+        };
+        assert!(
+            network(&person) > network(&workload) + 1.0,
+            "{person:#?}\n{workload:#?}"
+        );
+        assert!(person.is_anomaly, "{person:#?}");
+        // The upgrade of the CLI is not a new tool.
+        assert!(
+            person
+                .reasons
+                .iter()
+                .all(|reason| reason.field != "userAgentFamily")
+        );
     }
 
     #[test]
-    fn unseen_values_are_anomalies_and_explained() {
-        let model = Model::train(&small_training_set(), TrainParams::default()).unwrap();
-        let normal = Event::from_json(
-            &json!({"eventName": "PutEvaluations", "eventSource": "config.amazonaws.com",
-            "awsRegion": "us-east-1", "sourceIPAddress": "10.0.0.1", "userAgent": "aws-sdk-go",
-            "recipientAccountId": 123456789012u64, "userIdentity": {"type": "AssumedRole"},
-            "eventTime": "2024-06-04T10:30:00Z"}),
-        )
-        .unwrap();
-        let d = model.detect(&normal);
-        assert!(!d.is_anomaly, "{d:?}");
-        assert_eq!(d.prediction, 1);
-        assert!(d.suspicious_features.is_empty());
-        let odd = Event::from_json(
-            &json!({"eventName": "DeleteConfigRule", "awsRegion": "us-east-1",
-            "sourceIPAddress": "192.168.1.100", "userAgent": "curl/7.68.0",
-            "recipientAccountId": 999999999999u64, "p_event_time": "2024-06-27 03:15:22"}),
-        )
-        .unwrap();
-        let d2 = model.detect(&odd);
-        assert!(d2.is_anomaly, "{d2:?}");
-        assert!(d2.anomaly_score > d.anomaly_score);
-        assert_eq!(d2.prediction, -1);
-        let name = &d2.rarity_analysis["eventName"];
-        assert_eq!(
-            (name.value.as_str(), name.frequency, name.level),
-            ("DeleteConfigRule", 0, Rarity::Unseen)
-        );
-        assert_eq!(d2.rarity_analysis["eventSource"].value, "<missing>");
-        assert_eq!(d2.rarity_analysis["eventSource"].level, Rarity::Unseen);
-        assert!(d2.suspicious_features.contains(&"eventName".to_string()));
+    fn reasons_say_who_did_what_unusual_in_words() {
+        let model = Model::train(&history(20), TrainParams::default()).unwrap();
+        let routine = model.detect(&event(
+            ANA,
+            "ListBuckets",
+            "203.0.113.2",
+            "2024-06-21T10:00:00Z",
+        ));
+        assert!(!routine.is_anomaly, "{routine:#?}");
+        assert_eq!(routine.principal, "person/ana@example.com");
+        let odd = model.detect(&event(
+            ANA,
+            "DeleteConfigurationRecorder",
+            "203.0.113.2",
+            "2024-06-21T03:00:00Z",
+        ));
+        assert!(odd.is_anomaly, "{odd:#?}");
+        let texts: Vec<&str> = odd
+            .reasons
+            .iter()
+            .map(|reason| reason.text.as_str())
+            .collect();
         assert!(
-            d2.suspicious_features
-                .contains(&"recipientAccountId".to_string())
+            texts.iter().any(|text| text.starts_with(
+                "ana@example.com has never called DeleteConfigurationRecorder (0 of 600 events)"
+            )),
+            "{texts:?}"
         );
-        assert_eq!(d.rarity_analysis["awsRegion"].level, Rarity::Common);
+        assert!(
+            texts
+                .iter()
+                .any(|text| text.contains("ana@example.com works 09-17 UTC; this call is at 03")),
+            "{texts:?}"
+        );
+        assert!(
+            texts
+                .iter()
+                .any(|text| text
+                    .starts_with("no one has made DeleteConfigurationRecorder calls before")),
+            "{texts:?}"
+        );
+        let weights: Vec<f64> = odd.reasons.iter().map(|reason| reason.weight).collect();
+        assert!(
+            weights.windows(2).all(|pair| pair[0] >= pair[1]),
+            "{weights:?}"
+        );
+        assert_eq!(odd.rarity_analysis["eventName"].level, Rarity::Unseen);
+        assert!(odd.suspicious_features.contains(&"eventName".to_string()));
+        let stranger = model.detect(&event(
+            "arn:aws:iam::111122223333:user/mallory",
+            "ListBuckets",
+            "203.0.113.2",
+            "2024-06-21T10:00:00Z",
+        ));
+        assert!(
+            stranger.reasons[0]
+                .text
+                .contains("user mallory has not been seen before"),
+            "{stranger:#?}"
+        );
+    }
+
+    #[test]
+    fn the_threshold_is_calibrated_on_the_latest_events_or_on_all_when_too_few() {
+        let model = Model::train(&history(20), TrainParams::default()).unwrap();
+        assert_eq!(model.calibration.scored, 320);
+        assert_eq!(model.calibration.fitted_on, 960);
+        let small = Model::train(&history(2), TrainParams::default()).unwrap();
+        assert_eq!(small.calibration.scored, 0);
+        assert!(model.threshold() > 0.0 && model.threshold() < 1.0);
     }
 
     #[test]
     fn file_round_trip_and_version_refusal() {
-        let model = Model::train(&small_training_set(), TrainParams::default()).unwrap();
+        let model = Model::train(&history(10), TrainParams::default()).unwrap();
         let bytes = model.to_json();
         let back = Model::from_json(&bytes).unwrap();
-        assert!(back == model, "the model changed in a round trip");
-        let mut v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-        v["format_version"] = json!(2);
-        let err = Model::from_json(&serde_json::to_vec(&v).unwrap()).unwrap_err();
+        let probe = event(ANA, "StopLogging", "198.51.100.1", "2024-06-11T10:00:00Z");
+        assert_eq!(back.detect(&probe), model.detect(&probe));
+        let mut value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        value["format_version"] = json!(1);
+        let error = Model::from_json(&serde_json::to_vec(&value).unwrap()).unwrap_err();
         assert!(matches!(
-            err,
+            error,
             ModelError::FormatVersion {
-                found: 2,
-                expected: 1
+                found: 1,
+                expected: 2
             }
         ));
         assert!(
-            err.to_string()
-                .contains("format version 2 is not supported")
+            error
+                .to_string()
+                .contains("format version 1 is not supported"),
+            "{error}"
         );
-        v.as_object_mut().unwrap().remove("format_version");
+        value["format_version"] = json!(2);
+        value["tables"]["everyone"]["hours"]["days"] = json!([1, 2]);
         assert!(matches!(
-            Model::from_json(&serde_json::to_vec(&v).unwrap()),
-            Err(ModelError::FormatVersion { found: 0, .. })
-        ));
-        assert!(matches!(
-            Model::from_json(b"{\"format_version\": 1}"),
+            Model::from_json(&serde_json::to_vec(&value).unwrap()),
             Err(ModelError::Parse(_))
         ));
         assert!(matches!(
             Model::from_json(b"not json"),
             Err(ModelError::Parse(_))
         ));
-        for key in [
-            "version",
-            "trained_at",
-            "training_samples",
-            "features",
-            "threshold",
-        ] {
-            assert!(v.get(key).is_some(), "model file lacks {key}");
-        }
-    }
-
-    #[test]
-    fn rarity_levels() {
-        assert_eq!(Rarity::of(0, 100), Rarity::Unseen);
-        assert_eq!(Rarity::of(1, 10_000), Rarity::VeryRare);
-        assert_eq!(Rarity::of(10, 10_000), Rarity::Rare);
-        assert_eq!(Rarity::of(100, 10_000), Rarity::Uncommon);
-        assert_eq!(Rarity::of(500, 10_000), Rarity::Common);
-        assert_eq!(
-            serde_json::to_value(Rarity::VeryRare).unwrap(),
-            json!("VERY_RARE")
-        );
     }
 
     #[test]
@@ -483,13 +1506,27 @@ mod tests {
             Model::train(&[], TrainParams::default()),
             Err(ModelError::NoEvents)
         ));
-        let p = TrainParams {
-            contamination: 0.7,
-            ..Default::default()
-        };
-        assert!(matches!(
-            Model::train(&small_training_set(), p),
-            Err(ModelError::Params(_))
-        ));
+        for params in [
+            TrainParams {
+                contamination: 0.7,
+                ..Default::default()
+            },
+            TrainParams {
+                calibration_share: 1.0,
+                ..Default::default()
+            },
+        ] {
+            assert!(matches!(
+                Model::train(&history(2), params),
+                Err(ModelError::Params(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn thousands_are_separated() {
+        assert_eq!(thousands(1940), "1,940");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_234_567), "1,234,567");
     }
 }

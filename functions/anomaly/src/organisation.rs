@@ -39,7 +39,8 @@ pub enum Kind {
     NewCallForPrincipal,
     /// This person's usual call at night in their own time zone.
     OddHourForPrincipal,
-    /// An admin action (`CreateUser`, `AttachRolePolicy`) in the rarely used account.
+    /// An administrator's own admin action (`CreateUser`, `AttachRolePolicy`) in the
+    /// rarely used account.
     AdminInRareAccount,
     /// A first call in a region the account never used.
     NewRegionForAccount,
@@ -108,6 +109,8 @@ const ACCOUNTS: [&str; 6] = [
     "963741852096",
 ];
 const RARE_ACCOUNT: usize = 5;
+/// People in the organisation.
+const PEOPLE: usize = 200;
 
 const HOME_REGIONS: [&str; 3] = ["us-east-1", "us-west-2", "eu-west-1"];
 /// Regions no account of the organisation uses.
@@ -195,14 +198,6 @@ const UNSEEN_CALLS: [(&str, &str); 8] = [
     ("organizations", "LeaveOrganization"),
     ("iam", "CreateLoginProfile"),
     ("secretsmanager", "BatchGetSecretValue"),
-];
-/// Admin actions injected into the rarely used account.
-const RARE_ACCOUNT_ACTIONS: [(&str, &str); 5] = [
-    ("iam", "CreateUser"),
-    ("iam", "AttachRolePolicy"),
-    ("iam", "CreateAccessKey"),
-    ("iam", "PutRolePolicy"),
-    ("iam", "UpdateAssumeRolePolicy"),
 ];
 const WORKLOAD_CALLS: [(&str, &str); 9] = [
     ("s3", "GetObject"),
@@ -432,12 +427,12 @@ fn upper_id(rng: &mut StdRng, prefix: &str) -> String {
 }
 
 impl Organisation {
-    /// The organisation of `seed`: 48 people, 14 workloads, 3 CI pipelines, the AWS
+    /// The organisation of `seed`: 200 people, 14 workloads, 3 CI pipelines, the AWS
     /// services of every account and a break-glass role.
     pub fn new(seed: u64) -> Organisation {
         let mut rng = StdRng::seed_from_u64(seed ^ 0x0a9a_2024);
         let mut actors = Vec::new();
-        for i in 0..48 {
+        for i in 0..PEOPLE {
             let job = match i % 8 {
                 0..=3 => Job::Developer,
                 4 | 5 => Job::Data,
@@ -494,7 +489,7 @@ impl Organisation {
                 tools
             };
             actors.push(Actor::Person(Person {
-                name: format!("user{:02}", i + 1),
+                name: format!("user{:03}", i + 1),
                 job,
                 sso: rng.gen_bool(0.8),
                 accounts,
@@ -507,7 +502,7 @@ impl Organisation {
                 start_hour,
                 hours: rng.gen_range(7..11),
                 weekend_rate: if rng.gen_bool(0.2) { 0.3 } else { 0.02 },
-                events_per_day: rng.gen_range(20.0..120.0),
+                events_per_day: rng.gen_range(15.0..80.0),
             }));
         }
         let workloads = [
@@ -740,7 +735,7 @@ impl Organisation {
             format!(
                 "{a}.{b}.{}.{}",
                 (month * 31 + person.minor as i64 * 7) % 250,
-                2 + person.minor * 11
+                2 + person.minor * 7
             )
         } else {
             format!("{}{}", person.office, rng.gen_range(10..60))
@@ -813,8 +808,14 @@ impl Organisation {
                 .calls
                 .iter()
                 .any(|((_, call), _)| ADMIN_CALLS.iter().any(|(_, admin)| admin == call));
-            // Someone who never makes admin calls, for a new call to stand out.
-            if kind != Kind::NewCallForPrincipal || !knows_admin {
+            // Someone who never makes admin calls, for a new call to stand out; an
+            // administrator for an admin action in the rare account.
+            let fits = match kind {
+                Kind::NewCallForPrincipal => !knows_admin,
+                Kind::AdminInRareAccount => knows_admin,
+                _ => true,
+            };
+            if fits {
                 break (index, person);
             }
         };
@@ -852,8 +853,14 @@ impl Organisation {
             }
             Kind::OddHourForPrincipal => {}
             Kind::AdminInRareAccount => {
-                let (service, name) =
-                    RARE_ACCOUNT_ACTIONS[rng.gen_range(0..RARE_ACCOUNT_ACTIONS.len())];
+                // One of the administrator's own admin calls: only the account is new.
+                let own: Vec<(&str, &str)> = person
+                    .calls
+                    .iter()
+                    .map(|(call, _)| *call)
+                    .filter(|(_, call)| ADMIN_CALLS.iter().any(|(_, admin)| admin == call))
+                    .collect();
+                let (service, name) = own[rng.gen_range(0..own.len())];
                 set_call(&mut record, service, name);
                 let account = ACCOUNTS[RARE_ACCOUNT];
                 record["recipientAccountId"] = json!(account);

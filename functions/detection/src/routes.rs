@@ -252,7 +252,7 @@ fn health(model: &ModelView) -> Reply {
             "model_version": m.version,
             "trained_at": m.trained_at.to_rfc3339_opts(SecondsFormat::Millis, true),
             "training_samples": m.training_samples,
-            "threshold": m.threshold,
+            "threshold": m.threshold(),
         })),
         ModelView::Unavailable(reason) => Reply {
             status: 503,
@@ -423,9 +423,9 @@ fn model_info(m: &Model) -> Json {
     json!({
         "version": m.version,
         "trained_at": m.trained_at.to_rfc3339_opts(SecondsFormat::Millis, true),
-        "features_used": m.features,
+        "features_used": anomaly::model::FIELDS,
         "training_samples": m.training_samples,
         "expected_anomaly_rate": m.params.contamination,
-        "threshold": m.threshold,
+        "threshold": m.threshold(),
     })
 }

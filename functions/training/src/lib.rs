@@ -290,7 +290,7 @@ pub async fn run_with(job: &Job, conf: &aws_config::SdkConfig) -> anyhow::Result
         events: n,
         skipped: loaded.skipped,
         min_events: job.min_events,
-        threshold: Some(model.threshold),
+        threshold: Some(model.threshold()),
         model_key,
         previous_version: previous,
         message,

@@ -1,12 +1,11 @@
 //! `training`: the scheduled Lambda function (default) and a CLI for local use.
 //!
 //! - `training train --source file:PATH|s3://bucket/prefix|panther --bucket B --min-events N`
-//! - `training generate --count N --seed S --out PATH` writes the synthetic organisation's
-//!   normal activity as JSON Lines.
+//! - `training generate --count N --seed S --out PATH` writes the simulated organisation's
+//!   normal activity, day after day from its first day, as JSON Lines.
 //! - `training lambda` (or no subcommand) runs the Lambda runtime loop.
 
 use anomaly::TrainParams;
-use anomaly::forest::IsolationForestParams;
 use clap::{Parser, Subcommand};
 use std::io::Write;
 use std::path::PathBuf;
@@ -42,14 +41,11 @@ enum Command {
         /// Expected share of anomalies; sets the threshold.
         #[arg(long, default_value_t = 0.01)]
         contamination: f64,
-        /// Number of trees.
-        #[arg(long, default_value_t = 100)]
-        trees: usize,
-        /// Random seed.
-        #[arg(long, default_value_t = 42)]
-        seed: u64,
+        /// The latest share of the events (by time) the threshold is calibrated on.
+        #[arg(long, default_value_t = 0.25)]
+        calibration_share: f64,
     },
-    /// Write the synthetic organisation's normal activity as JSON Lines.
+    /// Write the simulated organisation's normal activity as JSON Lines.
     Generate {
         /// Number of events.
         #[arg(long)]
@@ -82,8 +78,7 @@ async fn main() -> anyhow::Result<()> {
             min_events,
             out,
             contamination,
-            trees,
-            seed,
+            calibration_share,
         }) => {
             if bucket.is_none() && out.is_none() {
                 anyhow::bail!("give --bucket (publish to S3) and/or --out (write a local file)");
@@ -96,12 +91,8 @@ async fn main() -> anyhow::Result<()> {
                 out,
                 params: TrainParams {
                     contamination,
-                    forest: IsolationForestParams {
-                        n_trees: trees,
-                        seed,
-                        ..Default::default()
-                    },
-                    ..Default::default()
+                    calibration_share,
+                    ..TrainParams::default()
                 },
                 panther: PantherSettings::from_env()?,
             };
@@ -109,11 +100,20 @@ async fn main() -> anyhow::Result<()> {
             print(&outcome)
         }
         Some(Command::Generate { count, seed, out }) => {
-            let mut g = anomaly::generator::Generator::new(seed);
+            let organisation = anomaly::organisation::Organisation::new(seed);
             let mut w = std::io::BufWriter::new(std::fs::File::create(&out)?);
-            for _ in 0..count {
-                serde_json::to_writer(&mut w, &g.normal())?;
-                w.write_all(b"\n")?;
+            let mut written = 0;
+            let mut day = 0;
+            while written < count {
+                for record in organisation.normal_events(day, day + 1) {
+                    if written == count {
+                        break;
+                    }
+                    serde_json::to_writer(&mut w, &record)?;
+                    w.write_all(b"\n")?;
+                    written += 1;
+                }
+                day += 1;
             }
             w.flush()?;
             Ok(())
