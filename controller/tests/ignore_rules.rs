@@ -63,6 +63,27 @@ async fn settled(sdk: &Sdk) {
     panic!("{DETECTION} is still updating");
 }
 
+/// Sets some of the function's variables out of band, keeping the others, and
+/// waits for the update to finish.
+async fn set_variables(sdk: &Sdk, changes: &[(&str, &str)]) {
+    let mut variables = environment_of(sdk, None).await;
+    for (name, value) in changes {
+        variables.insert(name.to_string(), value.to_string());
+    }
+    sdk.lambda
+        .update_function_configuration()
+        .function_name(DETECTION)
+        .environment(
+            aws_sdk_lambda::types::Environment::builder()
+                .set_variables(Some(variables))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    settled(sdk).await;
+}
+
 async fn function_tags(sdk: &Sdk) -> HashMap<String, String> {
     sdk.lambda
         .list_tags()
@@ -110,21 +131,7 @@ async fn ignored_fields_are_neither_drift_nor_changed_by_apply() {
         .expect("first apply");
 
     // Another team's changes, and one the file owns (LOG_LEVEL).
-    let mut variables = environment_of(&sdk, None).await;
-    variables.insert("FEATURE_FLAG".into(), "on".into());
-    variables.insert("LOG_LEVEL".into(), "debug".into());
-    sdk.lambda
-        .update_function_configuration()
-        .function_name(DETECTION)
-        .environment(
-            aws_sdk_lambda::types::Environment::builder()
-                .set_variables(Some(variables))
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    settled(&sdk).await;
+    set_variables(&sdk, &[("FEATURE_FLAG", "on"), ("LOG_LEVEL", "debug")]).await;
     sdk.lambda
         .tag_resource()
         .resource(DETECTION_ARN)
@@ -259,20 +266,7 @@ async fn ignored_fields_are_neither_drift_nor_changed_by_apply() {
         .await
         .expect("plan");
     assert!(!plan.has_changes(), "{plan}");
-    let mut variables = environment_of(&sdk, None).await;
-    variables.insert("FEATURE_FLAG".into(), "off".into());
-    sdk.lambda
-        .update_function_configuration()
-        .function_name(DETECTION)
-        .environment(
-            aws_sdk_lambda::types::Environment::builder()
-                .set_variables(Some(variables))
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    settled(&sdk).await;
+    set_variables(&sdk, &[("FEATURE_FLAG", "off")]).await;
     let plan = controller_at(aws.endpoint_url(), &changed)
         .await
         .plan()
