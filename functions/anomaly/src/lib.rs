@@ -8,6 +8,7 @@
 //! - [`generator`]: a seeded synthetic organisation with labelled anomalies.
 //! - [`evaluation`]: AUC, recall at 1 % false positives and alert rate of a scorer.
 //! - [`organisation`]: a realistic organisation over weeks, with subtle labelled anomalies.
+//! - [`wire`]: reading an event straight from JSON text, keeping only what the model reads.
 //! - [`store`]: model storage in S3 (versioned key, then the `latest` pointer).
 //! - [`logging`]: the functions' log format (no colour codes in Lambda, JSON on request).
 
@@ -22,6 +23,7 @@ pub mod logging;
 pub mod model;
 pub mod organisation;
 pub mod store;
+pub mod wire;
 
 pub use event::{Event, EventError, Value};
 pub use model::{Detection, Model, ModelError, Rarity, TrainParams};

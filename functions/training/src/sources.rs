@@ -2,7 +2,9 @@
 //! (gzipped `{"Records": [...]}` under a prefix) or Panther's data lake.
 
 use anomaly::Event;
+use anomaly::event::EventError;
 use anomaly::store::error_chain;
+use anomaly::wire::WireError;
 use aws_sdk_s3::Client;
 use flate2::read::GzDecoder;
 use serde_json::Value as Json;
@@ -54,6 +56,10 @@ impl std::str::FromStr for Source {
     }
 }
 
+/// Lines read and parsed together: enough to keep every core busy, few enough to
+/// hold (about 8 MB of CloudTrail records).
+const LINES_PER_BATCH: usize = 16_384;
+
 /// Events read from a source, with the count of records that could not be read.
 #[derive(Debug, Default)]
 pub struct Loaded {
@@ -70,6 +76,59 @@ impl Loaded {
     fn push_value(&mut self, v: &Json) {
         match Event::from_json_unwrapping(v) {
             Ok(e) => self.events.push(self.interner.intern(e)),
+            Err(_) => self.skipped += 1,
+        }
+    }
+
+    /// Adds the events of JSON Lines, read in parallel straight from the text
+    /// ([`Event::from_slice`]); a line that is a whole CloudTrail document
+    /// (`{"Records": [...]}`) adds its records.
+    fn push_lines(&mut self, lines: &[Vec<u8>]) {
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, lines.len().max(1));
+        let per_worker = lines.len().div_ceil(workers).max(1);
+        let parsed: Vec<Vec<Result<Event, WireError>>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = lines
+                .chunks(per_worker)
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|line| Event::from_slice(line))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|handle| handle.join().unwrap_or_default())
+                .collect()
+        });
+        let parsed: Vec<Result<Event, WireError>> = parsed.into_iter().flatten().collect();
+        if parsed.len() != lines.len() {
+            // A reading thread failed: read this batch here instead.
+            for line in lines {
+                self.push_line(line);
+            }
+            return;
+        }
+        for (line, result) in lines.iter().zip(parsed) {
+            match result {
+                Ok(event) => self.events.push(self.interner.intern(event)),
+                Err(WireError::Event(EventError::NoKnownFields)) => self.push_line(line),
+                Err(_) => self.skipped += 1,
+            }
+        }
+    }
+
+    /// Adds one line through a parsed value: a CloudTrail document's records, or
+    /// one event.
+    fn push_line(&mut self, line: &[u8]) {
+        match serde_json::from_slice::<Json>(line) {
+            Ok(v) => match v.get("Records").and_then(Json::as_array) {
+                Some(records) => records.iter().for_each(|r| self.push_value(r)),
+                None => self.push_value(&v),
+            },
             Err(_) => self.skipped += 1,
         }
     }
@@ -142,26 +201,26 @@ pub fn read_file(path: &Path) -> anyhow::Result<Loaded> {
     let gzipped = open()?.read(&mut magic)? == 2 && magic == [0x1f, 0x8b];
     if !gzipped {
         let mut reader = BufReader::with_capacity(1 << 20, open()?);
-        let mut line = Vec::new();
+        let mut batch: Vec<Vec<u8>> = Vec::with_capacity(LINES_PER_BATCH);
         let mut first = true;
         loop {
-            line.clear();
-            if reader.read_until(b'\n', &mut line)? == 0 {
+            let mut line = Vec::new();
+            let read = reader.read_until(b'\n', &mut line)?;
+            if read > 0 && !line.iter().all(u8::is_ascii_whitespace) {
+                // Not JSON Lines: a document spread over several lines.
+                if first && serde_json::from_slice::<serde::de::IgnoredAny>(&line).is_err() {
+                    break;
+                }
+                first = false;
+                batch.push(line);
+            }
+            if batch.len() == LINES_PER_BATCH || (read == 0 && !batch.is_empty()) {
+                loaded.push_lines(&batch);
+                batch.clear();
+            }
+            if read == 0 {
                 return Ok(loaded);
             }
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            match serde_json::from_slice::<Json>(&line) {
-                Ok(v) => match v.get("Records").and_then(Json::as_array) {
-                    Some(records) => records.iter().for_each(|r| loaded.push_value(r)),
-                    None => loaded.push_value(&v),
-                },
-                // Not JSON Lines: a document spread over several lines.
-                Err(_) if first => break,
-                Err(_) => loaded.skipped += 1,
-            }
-            first = false;
         }
     }
     let bytes =
@@ -272,6 +331,35 @@ mod tests {
         // Equal strings are shared between events.
         assert_eq!(l.interner.len(), 2);
         assert!(read_file(&dir.path().join("absent")).is_err());
+    }
+
+    #[test]
+    fn lines_beyond_one_batch_keep_their_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("many.jsonl");
+        let total = LINES_PER_BATCH * 2 + 7;
+        let mut text = String::new();
+        for i in 0..total {
+            match i % 1000 {
+                999 => text.push_str("{broken\n"),
+                500 => text.push_str("{\"Records\": [{\"eventName\": \"Doc\"}]}\n"),
+                _ => text.push_str(&format!(
+                    "{{\"eventName\": \"E{i}\", \"requestParameters\": {{\"big\": [1, 2]}}}}\n"
+                )),
+            }
+        }
+        std::fs::write(&path, text).unwrap();
+        let l = read_file(&path).unwrap();
+        let broken = (0..total).filter(|i| i % 1000 == 999).count();
+        assert_eq!((l.events.len(), l.skipped), (total - broken, broken));
+        let names: Vec<String> = l
+            .events
+            .iter()
+            .map(|e| e.event_name.key().to_string())
+            .collect();
+        assert_eq!(names[0], "E0");
+        assert_eq!(names[500], "Doc");
+        assert_eq!(names.last().unwrap(), &format!("E{}", total - 1));
     }
 
     #[test]
