@@ -9,21 +9,29 @@
 //! principal has little history (`w = n / (n + 30)`); for the region, also how rare
 //! it is in this account. Whether the principal itself is new is one more piece.
 //!
-//! **Rarity that knows novelty.** A value's surprise is `-ln` of the probability of
-//! a value at most as common: the share of events with values no more frequent, plus
-//! the chance that the next value is new at all, estimated Good–Turing style as
-//! `(values seen once + 1) / (events + 2)`. A new address of a workload that brings
-//! new addresses every day is weak evidence; a new call by a person with a stable
-//! repertoire is strong. Hours and weekdays are smoothed over their neighbours.
+//! **Rarity that knows novelty.** Values are counted in sightings (a value on a
+//! day), so a busy day is one sighting, not hundreds. A value's surprise is
+//! `-ln P(v) - H`: how much less likely it is than a typical value of that context
+//! (`H` is the entropy), where `P(v)` leaves room for a value never seen, estimated
+//! Good–Turing style from the values seen on one day only, with a typical
+//! principal's rate as a prior for a principal's own counts. A new address of a
+//! workload that brings new addresses every day is weak evidence; a new call by a
+//! person with a stable repertoire is strong. Hours and weekdays are smoothed over
+//! their neighbours.
 //!
 //! **Combined, not maxed.** The score adds each piece's surprise above
 //! [`FLOOR_NATS`] (routine variation stays under it), so evidence in two fields adds
 //! up and a single strong piece is not drowned by routine novelty elsewhere.
 //!
-//! **A threshold that keeps the promise.** Training sorts the events by time, fits
-//! the counts on the earlier part, scores the later part as the model will score
-//! tomorrow's events (new values included), takes the `1 - contamination` quantile
-//! there, and then fits the counts on everything.
+//! **A threshold that keeps the promise.** The counts are fitted on every event;
+//! then each day of the latest `calibration_share` is scored against the counts
+//! without that day, as the model will score tomorrow's events (values seen that
+//! day only are new), with as much history as the final model has. The threshold
+//! is the `1 - contamination` quantile of those scores. Scoring each day against
+//! counts fitted on the earlier days only would leave them with less history, and
+//! surprise grows with history (a routine second office is rarer against four
+//! weeks than against three): such a threshold lets through several times the
+//! promised share at 0.001.
 
 use crate::event::{Event, MISSING};
 use crate::features::DAYS;
@@ -70,8 +78,8 @@ pub enum ModelError {
 pub struct TrainParams {
     /// The share of tomorrow's normal events the threshold lets through as alerts.
     pub contamination: f64,
-    /// The latest share of the training events (by time) the threshold is
-    /// calibrated on, scored by counts fitted on the rest.
+    /// The latest share of the training events (by time, whole days) the
+    /// threshold is calibrated on, each day scored by the counts without it.
     pub calibration_share: f64,
     /// Surprise (nats) a piece of evidence must pass to count: routine variation
     /// stays under it.
@@ -82,7 +90,7 @@ impl Default for TrainParams {
     fn default() -> Self {
         TrainParams {
             contamination: 0.01,
-            calibration_share: 0.25,
+            calibration_share: 0.5,
             floor_nats: FLOOR_NATS,
         }
     }
@@ -170,6 +178,34 @@ impl Counts {
         let before = seen.days;
         seen.sight(day);
         self.sightings += seen.days - before;
+    }
+
+    /// These counts without one day's (`on_day`): each value loses that day's
+    /// events and sighting, and a value seen on that day only is unseen. Unfinished.
+    fn without_day(&self, on_day: &Counts) -> Counts {
+        let mut rest = Counts {
+            events: self.events,
+            sightings: self.sightings,
+            values: self.values.clone(),
+            surprises: Vec::new(),
+            novelty: 0.0,
+        };
+        for (value, that_day) in &on_day.values {
+            let Some(seen) = rest.values.get_mut(value) else {
+                continue;
+            };
+            if seen.days <= that_day.days {
+                rest.events -= seen.events;
+                rest.sightings -= seen.days;
+                rest.values.remove(value);
+            } else {
+                seen.events -= that_day.events.min(seen.events);
+                seen.days -= that_day.days.min(seen.days);
+                rest.events -= that_day.events.min(rest.events);
+                rest.sightings -= that_day.days.min(rest.sightings);
+            }
+        }
+        rest
     }
 
     /// Events with a value (0 when unseen).
@@ -267,6 +303,17 @@ impl Cycle {
             self.days[position] += 1;
             self.last_day[position] = Some(day);
         }
+    }
+
+    /// This cycle without one day's (`on_day`), as for [`Counts`]. Unfinished.
+    fn without_day(&self, on_day: &Cycle) -> Cycle {
+        let mut rest = Cycle::new(self.days.len());
+        for position in 0..self.days.len() {
+            let that_day = |counted: &[u64]| counted.get(position).copied().unwrap_or(0);
+            rest.days[position] = self.days[position].saturating_sub(that_day(&on_day.days));
+            rest.events[position] = self.events[position].saturating_sub(that_day(&on_day.events));
+        }
+        rest
     }
 
     /// Total events.
@@ -384,6 +431,20 @@ impl Profile {
         }
         if let Some(weekday) = event.weekday {
             self.weekdays.add(weekday as usize, day);
+        }
+    }
+
+    /// This profile without one day's (`on_day`). Unfinished.
+    fn without_day(&self, on_day: &Profile) -> Profile {
+        Profile {
+            events: self.events.saturating_sub(on_day.events),
+            event_name: self.event_name.without_day(&on_day.event_name),
+            region: self.region.without_day(&on_day.region),
+            account: self.account.without_day(&on_day.account),
+            network: self.network.without_day(&on_day.network),
+            agent: self.agent.without_day(&on_day.agent),
+            hours: self.hours.without_day(&on_day.hours),
+            weekdays: self.weekdays.without_day(&on_day.weekdays),
         }
     }
 
@@ -629,10 +690,10 @@ pub struct Model {
 /// Where the threshold came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Calibration {
-    /// Events the counts were fitted on for calibration.
+    /// Events the counts were fitted on.
     pub fitted_on: u64,
-    /// Later events scored to place the threshold (0: placed on the training
-    /// events themselves, too few to split).
+    /// Events scored, each against the counts without its day, to place the
+    /// threshold (0: placed on the training events themselves, too few days).
     pub scored: u64,
 }
 
@@ -736,6 +797,13 @@ pub struct Tables {
 impl Tables {
     /// Counts of these events.
     pub fn fit<'a>(events: impl Iterator<Item = &'a Event>) -> Tables {
+        let mut fitted = Tables::count(events);
+        fitted.finish();
+        fitted
+    }
+
+    /// The counts of these events, unfinished.
+    fn count<'a>(events: impl Iterator<Item = &'a Event>) -> Tables {
         let mut fitted = Tables {
             everyone: Profile::default(),
             principal: Counts::default(),
@@ -768,8 +836,93 @@ impl Tables {
                 }
             }
         }
-        fitted.finish();
         fitted
+    }
+
+    /// These counts without one day's (`on_day`), finished: enough to score that
+    /// day's events as if they were tomorrow's, with everything else the model
+    /// knows (values and principals seen that day only are new). Only the
+    /// principals and accounts of that day are kept.
+    fn without_day(&self, on_day: &Tables, priors: &Priors) -> Tables {
+        let mut everyone = self.everyone.without_day(&on_day.everyone);
+        everyone.finish_alone();
+        let mut principal = self.principal.without_day(&on_day.principal);
+        principal.finish(Prior::NONE);
+        let principals = on_day
+            .principals
+            .iter()
+            .filter(|(name, _)| principal.count(name) > 0)
+            .filter_map(|(name, that_day)| {
+                let mut profile = self.principals.get(name)?.without_day(that_day);
+                profile.finish_with(priors);
+                Some((name.clone(), profile))
+            })
+            .collect();
+        let account_regions = on_day
+            .account_regions
+            .iter()
+            .filter_map(|(account, that_day)| {
+                let mut regions = self.account_regions.get(account)?.without_day(that_day);
+                (regions.events > 0).then(|| {
+                    regions.finish(Prior::NONE);
+                    (account.clone(), regions)
+                })
+            })
+            .collect();
+        Tables {
+            everyone,
+            principal,
+            principals,
+            account_regions,
+            event_source: Counts::default(),
+            identity_type: Counts::default(),
+        }
+    }
+
+    /// The evidence of each of these events (all fitted into these counts, sorted
+    /// by time) against the counts without its own day: what the model would have
+    /// made of it the day it came, knowing everything else. Events without a time
+    /// are left out. The days are shared among the available cores.
+    pub fn held_out_evidence(&self, events: &[&Event], floor: f64) -> Vec<f64> {
+        let priors = Priors::of(&self.everyone, self.principals.values());
+        let day_of = |event: &&Event| event.time.map(|time| time.timestamp().div_euclid(86_400));
+        let days: Vec<&[&Event]> = events
+            .chunk_by(|a, b| day_of(a) == day_of(b))
+            .filter(|day| day_of(&day[0]).is_some())
+            .collect();
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, days.len().max(1));
+        let score_days = |share: &[&[&Event]]| -> Vec<f64> {
+            let mut scores = Vec::new();
+            for events in share {
+                let on_day = Tables::count(events.iter().copied());
+                let without = self.without_day(&on_day, &priors);
+                scores.extend(events.iter().map(|event| without.evidence(event, floor)));
+            }
+            scores
+        };
+        if workers == 1 {
+            return score_days(&days);
+        }
+        // Days dealt out in turn, so that each worker gets busy and quiet days.
+        let shares: Vec<Vec<&[&Event]>> = (0..workers)
+            .map(|worker| days.iter().skip(worker).step_by(workers).copied().collect())
+            .collect();
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = shares
+                .iter()
+                .map(|share| scope.spawn(|| score_days(share)))
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|handle| {
+                    handle
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect()
+        })
     }
 
     fn finish(&mut self) {
@@ -904,30 +1057,8 @@ fn quantile(scores: &mut [f64], share: f64) -> f64 {
     scores[index]
 }
 
-/// Days with fewer events do not get a quantile of their own.
-const FEWEST_EVENTS_A_DAY: usize = 200;
-
-/// The median over days of each day's `share` quantile: one unusual day (a
-/// workload's new network, a team's first day at home) makes that day's alerts,
-/// not everyone's threshold. With fewer than three days of enough events, the
-/// quantile of all of them.
-fn daily_quantile(scores: &mut [(Option<i64>, f64)], share: f64) -> f64 {
-    scores.sort_by_key(|(day, _)| *day);
-    let mut per_day: Vec<f64> = scores
-        .chunk_by(|a, b| a.0 == b.0)
-        .filter(|day| day[0].0.is_some() && day.len() >= FEWEST_EVENTS_A_DAY)
-        .map(|day| {
-            let mut values: Vec<f64> = day.iter().map(|(_, score)| *score).collect();
-            quantile(&mut values, share)
-        })
-        .collect();
-    if per_day.len() >= 3 {
-        quantile(&mut per_day, 0.5)
-    } else {
-        let mut all: Vec<f64> = scores.iter().map(|(_, score)| *score).collect();
-        quantile(&mut all, share)
-    }
-}
+/// Held-out events needed to place the threshold on them.
+const MIN_CALIBRATION_EVENTS: usize = 100;
 
 impl Model {
     /// Trains a model on parsed events (see the module's documentation).
@@ -941,45 +1072,48 @@ impl Model {
                 params.contamination
             )));
         }
-        if !(0.0..1.0).contains(&params.calibration_share) {
+        if !(0.0..=1.0).contains(&params.calibration_share) {
             return Err(ModelError::Params(format!(
-                "calibration_share must be in [0, 1), got {}",
+                "calibration_share must be in [0, 1], got {}",
                 params.calibration_share
             )));
         }
         let mut order: Vec<&Event> = events.iter().collect();
         order.sort_by_key(|event| event.time);
-        let held_out = (events.len() as f64 * params.calibration_share) as usize;
-        let split = events.len() - held_out;
-        let (fit_on, scored) = if held_out >= 100 && split >= 100 {
-            (&order[..split], &order[split..])
-        } else {
-            (&order[..], &order[..])
-        };
-        let early = Tables::fit(fit_on.iter().copied());
-        let mut scores: Vec<(Option<i64>, f64)> = scored
-            .iter()
-            .map(|event| {
-                (
-                    event.time.map(|time| time.timestamp().div_euclid(86_400)),
-                    early.evidence(event, params.floor_nats),
-                )
-            })
-            .collect();
-        let threshold_evidence = if params.contamination == 0.0 {
-            scores.iter().map(|(_, score)| *score).fold(0.0, f64::max) + 1e-9
-        } else {
-            daily_quantile(&mut scores, 1.0 - params.contamination) + 1e-9
-        };
-        let calibration = Calibration {
-            fitted_on: fit_on.len() as u64,
-            scored: if std::ptr::eq(fit_on, scored) {
-                0
+        let tables = Tables::fit(order.iter().copied());
+        // The latest days holding `calibration_share` of the events, whole days.
+        let day_of = |event: &Event| event.time.map(|time| time.timestamp().div_euclid(86_400));
+        let held_out = (order.len() as f64 * params.calibration_share) as usize;
+        let mut first = order.len() - held_out;
+        while first > 0 && first < order.len() && day_of(order[first - 1]) == day_of(order[first]) {
+            first -= 1;
+        }
+        let held_out_days = order[first..]
+            .chunk_by(|a, b| day_of(a) == day_of(b))
+            .filter(|day| day_of(day[0]).is_some())
+            .count();
+        let mut scores: Vec<f64> =
+            if held_out_days >= 2 && order.len() - first >= MIN_CALIBRATION_EVENTS {
+                tables.held_out_evidence(&order[first..], params.floor_nats)
             } else {
-                scored.len() as u64
-            },
+                Vec::new()
+            };
+        let calibration = Calibration {
+            fitted_on: order.len() as u64,
+            scored: scores.len() as u64,
         };
-        let tables = Tables::fit(events.iter());
+        if scores.is_empty() {
+            // Too few days to hold any out: the training events themselves.
+            scores = order
+                .iter()
+                .map(|event| tables.evidence(event, params.floor_nats))
+                .collect();
+        }
+        let threshold_evidence = if params.contamination == 0.0 {
+            scores.iter().copied().fold(0.0, f64::max) + 1e-9
+        } else {
+            quantile(&mut scores, 1.0 - params.contamination) + 1e-9
+        };
         let trained_at = Utc::now();
         Ok(Model {
             format_version: FORMAT_VERSION,
@@ -1458,11 +1592,73 @@ mod tests {
     #[test]
     fn the_threshold_is_calibrated_on_the_latest_events_or_on_all_when_too_few() {
         let model = Model::train(&history(20), TrainParams::default()).unwrap();
-        assert_eq!(model.calibration.scored, 320);
-        assert_eq!(model.calibration.fitted_on, 960);
+        // The latest half: ten whole days of 64 events.
+        assert_eq!(model.calibration.scored, 640);
+        assert_eq!(model.calibration.fitted_on, 1280);
+        let all = TrainParams {
+            calibration_share: 1.0,
+            ..TrainParams::default()
+        };
+        assert_eq!(
+            Model::train(&history(20), all).unwrap().calibration.scored,
+            1280
+        );
         let small = Model::train(&history(2), TrainParams::default()).unwrap();
         assert_eq!(small.calibration.scored, 0);
         assert!(model.threshold() > 0.0 && model.threshold() < 1.0);
+    }
+
+    #[test]
+    fn a_held_out_day_is_scored_as_if_it_were_tomorrow() {
+        let events = history(10);
+        let refs: Vec<&Event> = events.iter().collect();
+        let tables = Tables::fit(refs.iter().copied());
+        let day_of = |event: &Event| event.time.unwrap().timestamp().div_euclid(86_400);
+        let last_day: Vec<&Event> = refs
+            .iter()
+            .copied()
+            .filter(|event| day_of(event) == day_of(refs[refs.len() - 1]))
+            .collect();
+        let held_out = tables.held_out_evidence(&last_day, FLOOR_NATS);
+        assert_eq!(held_out.len(), last_day.len());
+        for (event, evidence) in last_day.iter().zip(&held_out) {
+            assert!((evidence - tables.evidence(event, FLOOR_NATS)).abs() < 0.5);
+        }
+        let on_day = Tables::count(last_day.iter().copied());
+        let priors = Priors::of(&tables.everyone, tables.principals.values());
+        let without = tables.without_day(&on_day, &priors);
+        let ana = &without.principals["person/ana@example.com"];
+        assert_eq!(
+            ana.events,
+            tables.principals["person/ana@example.com"].events - 30
+        );
+        assert_eq!(ana.event_name.values["GetObject"].days, 9);
+        assert_eq!(without.principal.count("person/ana@example.com"), 270);
+        // The workload's network of that day was seen that day only.
+        let network = "19.29.0.0/16";
+        assert_eq!(tables.everyone.network.count(network), 30);
+        assert_eq!(without.everyone.network.count(network), 0);
+        assert_eq!(without.principals["role/ingest"].network.count(network), 0);
+        // So the workload's network of that day is new without it, and weak
+        // evidence (it brings a new network every day); the person's is as seen.
+        let network_surprise = |tables: &Tables, event: &Event| {
+            let pieces = tables.pieces(&Reading::of(event));
+            pieces
+                .iter()
+                .filter(|piece| piece.field == Field::Network)
+                .map(|piece| piece.surprise)
+                .fold(f64::MIN, f64::max)
+        };
+        let workload = last_day
+            .iter()
+            .find(|event| event.principal.key() == "role/ingest")
+            .unwrap();
+        assert!(network_surprise(&without, workload) < FLOOR_NATS);
+        let ana = last_day
+            .iter()
+            .find(|event| event.principal.key() == "person/ana@example.com")
+            .unwrap();
+        assert!((network_surprise(&without, ana) - network_surprise(&tables, ana)).abs() < 0.1);
     }
 
     #[test]
@@ -1512,7 +1708,7 @@ mod tests {
                 ..Default::default()
             },
             TrainParams {
-                calibration_share: 1.0,
+                calibration_share: 1.5,
                 ..Default::default()
             },
         ] {

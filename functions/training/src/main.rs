@@ -41,8 +41,9 @@ enum Command {
         /// Expected share of anomalies; sets the threshold.
         #[arg(long, default_value_t = 0.01)]
         contamination: f64,
-        /// The latest share of the events (by time) the threshold is calibrated on.
-        #[arg(long, default_value_t = 0.25)]
+        /// The latest share of the events (by time, whole days) the threshold is
+        /// calibrated on, each day scored as if it were tomorrow's (0 to 1).
+        #[arg(long, default_value_t = 0.5)]
         calibration_share: f64,
     },
     /// Write the simulated organisation's normal activity as JSON Lines.
