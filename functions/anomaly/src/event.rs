@@ -18,11 +18,72 @@ use std::sync::Arc;
 /// The textual token that stands for a missing or malformed value in frequency tables.
 pub const MISSING: &str = "<missing>";
 
+/// The keys of an event the model reads (matched exactly, then ignoring ASCII case).
+pub const KEYS: [&str; 10] = [
+    "eventName",
+    "eventSource",
+    "awsRegion",
+    "sourceIPAddress",
+    "userAgent",
+    "recipientAccountId",
+    "userIdentity",
+    "userIdentityType",
+    "eventTime",
+    "p_event_time",
+];
+
+/// The keys of `userIdentity` the model reads ([`crate::identity::principal_of`]).
+pub const IDENTITY_KEYS: [&str; 5] = ["type", "arn", "principalId", "invokedBy", "userName"];
+
+/// A shared string, one pointer wide: training holds millions of events, and
+/// equal strings are shared between them ([`Interner`]).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Text(Arc<Box<str>>);
+
+impl Text {
+    /// Whether both are the one shared copy.
+    pub fn shares(&self, other: &Text) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl std::ops::Deref for Text {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for Text {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Text {
+    fn from(text: &str) -> Text {
+        Text(Arc::new(text.into()))
+    }
+}
+
+impl From<String> for Text {
+    fn from(text: String) -> Text {
+        Text(Arc::new(text.into_boxed_str()))
+    }
+}
+
+impl fmt::Debug for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
 /// One categorical value of an event: present, or explicitly missing.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Value {
     /// The field was present and well formed.
-    Present(Arc<str>),
+    Present(Text),
     /// The field was absent, null, empty or malformed.
     Missing,
 }
@@ -80,6 +141,10 @@ pub struct Event {
     pub identity_type: Value,
     /// Who acted, normalised from `userIdentity` ([`crate::identity::principal_of`]).
     pub principal: Value,
+    /// The network of `sourceIPAddress` ([`crate::identity::network_of`]).
+    pub network: Value,
+    /// The family of `userAgent` ([`crate::identity::agent_family`]).
+    pub agent_family: Value,
     /// The event time from `p_event_time` or `eventTime`; `None` when absent or malformed.
     pub time: Option<DateTime<Utc>>,
 }
@@ -105,43 +170,49 @@ impl Event {
             Json::String(_) => return Err(EventError::NotAnObject("a string")),
             Json::Array(_) => return Err(EventError::NotAnObject("an array")),
         };
-        let identity = lookup(obj, "userIdentity").and_then(Json::as_object);
-        let identity_type = identity
-            .and_then(|m| lookup(m, "type"))
-            .map(text)
-            .or_else(|| lookup(obj, "userIdentityType").map(text))
-            .unwrap_or(Value::Missing);
-        let time = lookup(obj, "p_event_time")
-            .and_then(parse_time)
-            .or_else(|| lookup(obj, "eventTime").and_then(parse_time));
-        let known = [
-            "eventName",
-            "eventSource",
-            "awsRegion",
-            "sourceIPAddress",
-            "userAgent",
-            "recipientAccountId",
-            "userIdentity",
-            "userIdentityType",
-            "eventTime",
-            "p_event_time",
-        ];
-        if !known.iter().any(|k| lookup(obj, k).is_some()) {
+        Event::from_fields(|key| lookup(obj, key), None)
+    }
+
+    /// An event from the values of its [`KEYS`] (`field` gives each one found,
+    /// not null, as [`Event::from_json`] finds them), its strings shared through
+    /// `interner` when there is one.
+    pub(crate) fn from_fields<'a>(
+        field: impl Fn(&str) -> Option<&'a Json>,
+        mut interner: Option<&mut Interner>,
+    ) -> Result<Event, EventError> {
+        if !KEYS.iter().any(|key| field(key).is_some()) {
             return Err(EventError::NoKnownFields);
         }
+        let mut value = |found: Option<&str>| match found {
+            Some(found) => Value::Present(match interner.as_deref_mut() {
+                Some(interner) => interner.text(found),
+                None => found.into(),
+            }),
+            None => Value::Missing,
+        };
+        let identity = field("userIdentity").and_then(Json::as_object);
+        let identity_type = match identity.and_then(|m| lookup(m, "type")) {
+            Some(found) => value(text(found)),
+            None => value(field("userIdentityType").and_then(text)),
+        };
+        let time = field("p_event_time")
+            .and_then(parse_time)
+            .or_else(|| field("eventTime").and_then(parse_time));
+        let source_ip = field("sourceIPAddress").and_then(text);
+        let user_agent = field("userAgent").and_then(text);
+        let principal = identity.and_then(crate::identity::principal_of);
+        let account = field("recipientAccountId").and_then(account_digits);
         Ok(Event {
-            event_name: field(obj, "eventName"),
-            event_source: field(obj, "eventSource"),
-            aws_region: field(obj, "awsRegion"),
-            source_ip: field(obj, "sourceIPAddress"),
-            user_agent: field(obj, "userAgent"),
-            account_id: lookup(obj, "recipientAccountId")
-                .map(account)
-                .unwrap_or(Value::Missing),
+            event_name: value(field("eventName").and_then(text)),
+            event_source: value(field("eventSource").and_then(text)),
+            aws_region: value(field("awsRegion").and_then(text)),
+            network: value(source_ip.map(crate::identity::network_of).as_deref()),
+            agent_family: value(user_agent.map(crate::identity::agent_family).as_deref()),
+            source_ip: value(source_ip),
+            user_agent: value(user_agent),
+            account_id: value(account.as_deref()),
             identity_type,
-            principal: identity
-                .and_then(crate::identity::principal_of)
-                .map_or(Value::Missing, |principal| Value::Present(principal.into())),
+            principal: value(principal.as_deref()),
             time,
         })
     }
@@ -162,10 +233,22 @@ impl Event {
 /// distinct value once.
 #[derive(Debug, Default)]
 pub struct Interner {
-    seen: std::collections::HashSet<Arc<str>>,
+    seen: std::collections::HashSet<Text, foldhash::fast::RandomState>,
 }
 
 impl Interner {
+    /// The shared copy of `text`.
+    pub fn text(&mut self, text: &str) -> Text {
+        match self.seen.get(text) {
+            Some(shared) => shared.clone(),
+            None => {
+                let shared = Text::from(text);
+                self.seen.insert(shared.clone());
+                shared
+            }
+        }
+    }
+
     fn value(&mut self, v: &mut Value) {
         if let Value::Present(s) = v {
             match self.seen.get(s) {
@@ -188,6 +271,8 @@ impl Interner {
             &mut e.account_id,
             &mut e.identity_type,
             &mut e.principal,
+            &mut e.network,
+            &mut e.agent_family,
         ] {
             self.value(v);
         }
@@ -216,26 +301,28 @@ fn lookup<'a>(obj: &'a Map<String, Json>, key: &str) -> Option<&'a Json> {
         .filter(|v| !v.is_null())
 }
 
-fn field(obj: &Map<String, Json>, key: &str) -> Value {
-    lookup(obj, key).map(text).unwrap_or(Value::Missing)
-}
-
 /// A string field: a non-empty string after trimming. Anything else is malformed.
-fn text(v: &Json) -> Value {
+fn text(v: &Json) -> Option<&str> {
     match v {
-        Json::String(s) if !s.trim().is_empty() => Value::Present(s.trim().into()),
-        _ => Value::Missing,
+        Json::String(s) if !s.trim().is_empty() => Some(s.trim()),
+        _ => None,
     }
 }
 
 /// An AWS account id: 1–12 digits as a string or a non-negative integral number,
 /// normalised to 12 digits with leading zeros.
+#[cfg(test)]
 fn account(v: &Json) -> Value {
+    account_digits(v).map_or(Value::Missing, |digits| Value::Present(digits.into()))
+}
+
+/// The 12 digits of an account id ([`account`]'s rules), `None` when malformed.
+fn account_digits(v: &Json) -> Option<String> {
     let digits = match v {
         Json::String(s) => {
             let s = s.trim();
             if s.is_empty() || s.len() > 12 || !s.bytes().all(|b| b.is_ascii_digit()) {
-                return Value::Missing;
+                return None;
             }
             s.to_string()
         }
@@ -246,18 +333,18 @@ fn account(v: &Json) -> Value {
                 if f >= 0.0 && f.fract() == 0.0 && f < 1e12 {
                     format!("{}", f as u64)
                 } else {
-                    return Value::Missing;
+                    return None;
                 }
             } else {
-                return Value::Missing;
+                return None;
             }
         }
-        _ => return Value::Missing,
+        _ => return None,
     };
     if digits.len() > 12 {
-        return Value::Missing;
+        return None;
     }
-    Value::Present(format!("{digits:0>12}").into())
+    Some(format!("{digits:0>12}"))
 }
 
 /// Parses Panther's `YYYY-MM-DD HH:MM:SS[.fff]` (UTC) or RFC 3339.

@@ -35,10 +35,13 @@
 
 use crate::event::{Event, MISSING};
 use crate::features::DAYS;
-use crate::identity::{agent_family, network_of};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+/// The model's tables are looked up several times for every event scored: a fast
+/// (seeded) hash rather than SipHash.
+pub type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// The version of the model file format this code reads and writes.
 pub const FORMAT_VERSION: u32 = 2;
@@ -421,11 +424,11 @@ impl Profile {
     fn add(&mut self, event: &Reading) {
         let day = event.day;
         self.events += 1;
-        self.event_name.add(&event.event_name, day);
-        self.region.add(&event.region, day);
-        self.account.add(&event.account, day);
-        self.network.add(&event.network, day);
-        self.agent.add(&event.agent, day);
+        self.event_name.add(event.event_name, day);
+        self.region.add(event.region, day);
+        self.account.add(event.account, day);
+        self.network.add(event.network, day);
+        self.agent.add(event.agent, day);
         if let Some(hour) = event.hour {
             self.hours.add(hour as usize, day);
         }
@@ -576,13 +579,13 @@ impl Field {
 }
 
 /// An event as the model reads it.
-struct Reading {
-    principal: String,
-    event_name: String,
-    region: String,
-    account: String,
-    network: String,
-    agent: String,
+struct Reading<'a> {
+    principal: &'a str,
+    event_name: &'a str,
+    region: &'a str,
+    account: &'a str,
+    network: &'a str,
+    agent: &'a str,
     hour: Option<u32>,
     weekday: Option<u32>,
     /// Days since 1970 (sightings are counted per day); for an event without a
@@ -590,27 +593,20 @@ struct Reading {
     day: i64,
 }
 
-impl Reading {
-    fn of(event: &Event) -> Reading {
+impl<'a> Reading<'a> {
+    fn of(event: &'a Event) -> Reading<'a> {
         Reading::at(event, -1)
     }
 
     /// The reading of an event; `untimed_day` stands for its day when it has no time.
-    fn at(event: &Event, untimed_day: i64) -> Reading {
-        let text = |value: &crate::Value| value.key().to_string();
+    fn at(event: &'a Event, untimed_day: i64) -> Reading<'a> {
         Reading {
-            principal: text(&event.principal),
-            event_name: text(&event.event_name),
-            region: text(&event.aws_region),
-            account: text(&event.account_id),
-            network: match &event.source_ip {
-                crate::Value::Present(address) => network_of(address),
-                crate::Value::Missing => MISSING.to_string(),
-            },
-            agent: match &event.user_agent {
-                crate::Value::Present(agent) => agent_family(agent),
-                crate::Value::Missing => MISSING.to_string(),
-            },
+            principal: event.principal.key(),
+            event_name: event.event_name.key(),
+            region: event.aws_region.key(),
+            account: event.account_id.key(),
+            network: event.network.key(),
+            agent: event.agent_family.key(),
             hour: event.hour(),
             weekday: event.weekday(),
             day: event
@@ -621,12 +617,12 @@ impl Reading {
 
     fn value(&self, field: Field) -> &str {
         match field {
-            Field::Principal => &self.principal,
-            Field::EventName => &self.event_name,
-            Field::Region => &self.region,
-            Field::Account => &self.account,
-            Field::Network => &self.network,
-            Field::Agent => &self.agent,
+            Field::Principal => self.principal,
+            Field::EventName => self.event_name,
+            Field::Region => self.region,
+            Field::Account => self.account,
+            Field::Network => self.network,
+            Field::Agent => self.agent,
             Field::Hour | Field::Weekday => "",
         }
     }
@@ -807,15 +803,15 @@ impl Tables {
         let mut fitted = Tables {
             everyone: Profile::default(),
             principal: Counts::default(),
-            principals: HashMap::new(),
-            account_regions: HashMap::new(),
+            principals: HashMap::default(),
+            account_regions: HashMap::default(),
             event_source: Counts::default(),
             identity_type: Counts::default(),
         };
         for (index, event) in events.enumerate() {
             let reading = Reading::at(event, -1 - index as i64);
             fitted.everyone.add(&reading);
-            fitted.principal.add(&reading.principal, reading.day);
+            fitted.principal.add(reading.principal, reading.day);
             fitted
                 .event_source
                 .add(event.event_source.key(), reading.day);
@@ -824,15 +820,17 @@ impl Tables {
                 .add(event.identity_type.key(), reading.day);
             fitted
                 .account_regions
-                .entry(reading.account.clone())
+                .entry(reading.account.to_string())
                 .or_default()
-                .add(&reading.region, reading.day);
-            match fitted.principals.get_mut(&reading.principal) {
+                .add(reading.region, reading.day);
+            match fitted.principals.get_mut(reading.principal) {
                 Some(profile) => profile.add(&reading),
                 None => {
                     let mut profile = Profile::default();
                     profile.add(&reading);
-                    fitted.principals.insert(reading.principal.clone(), profile);
+                    fitted
+                        .principals
+                        .insert(reading.principal.to_string(), profile);
                 }
             }
         }
@@ -941,7 +939,7 @@ impl Tables {
 
     /// Every piece of evidence about an event.
     fn pieces(&self, reading: &Reading) -> Vec<Piece> {
-        let own = self.principals.get(&reading.principal);
+        let own = self.principals.get(reading.principal);
         let weight = own.map_or(0.0, |profile| {
             profile.events as f64 / (profile.events as f64 + BACKOFF_EVENTS)
         });
@@ -954,7 +952,7 @@ impl Tables {
             surprise: if own.is_some() {
                 0.0
             } else {
-                self.principal.surprise(&reading.principal)
+                self.principal.surprise(reading.principal)
             },
         });
         let blend = |field: Field, own_surprise: Option<f64>, everyone: f64| {
@@ -1020,8 +1018,8 @@ impl Tables {
                 everyone,
             ));
         }
-        if let Some(regions) = self.account_regions.get(&reading.account) {
-            let in_account = regions.surprise(&reading.region);
+        if let Some(regions) = self.account_regions.get(reading.account) {
+            let in_account = regions.surprise(reading.region);
             if let Some(region) = pieces.iter_mut().find(|p| p.field == Field::Region)
                 && in_account > region.surprise
             {
@@ -1177,7 +1175,7 @@ impl Model {
             confidence: round(confidence, 4),
             prediction: if is_anomaly { -1 } else { 1 },
             evidence: round(evidence, 4),
-            principal: reading.principal.clone(),
+            principal: reading.principal.to_string(),
             reasons,
             rarity_analysis,
             suspicious_features,
@@ -1187,9 +1185,9 @@ impl Model {
 
     /// A piece of evidence in words a responder can act on.
     fn words(&self, piece: &Piece, reading: &Reading) -> String {
-        let who = display_principal(&reading.principal);
+        let who = display_principal(reading.principal);
         let tables = &self.tables;
-        let own = tables.principals.get(&reading.principal);
+        let own = tables.principals.get(reading.principal);
         let value = reading.value(piece.field);
         let of = |counts: &Counts| {
             format!(
@@ -1219,7 +1217,7 @@ impl Model {
                 }
             }
             (Field::Region, Scope::Account, _) => {
-                let regions = &tables.account_regions[&reading.account];
+                let regions = &tables.account_regions[reading.account];
                 if regions.count(value) == 0 {
                     format!("first call in {value} for account {}", reading.account)
                 } else {
@@ -1297,25 +1295,21 @@ impl Model {
     ) -> (BTreeMap<String, FieldRarity>, Vec<String>) {
         let tables = &self.tables;
         let fields: [(&str, &Counts, &str); 8] = [
-            ("principal", &tables.principal, &reading.principal),
-            (
-                "eventName",
-                &tables.everyone.event_name,
-                &reading.event_name,
-            ),
+            ("principal", &tables.principal, reading.principal),
+            ("eventName", &tables.everyone.event_name, reading.event_name),
             (
                 "eventSource",
                 &tables.event_source,
                 event.event_source.key(),
             ),
-            ("awsRegion", &tables.everyone.region, &reading.region),
+            ("awsRegion", &tables.everyone.region, reading.region),
             (
                 "recipientAccountId",
                 &tables.everyone.account,
-                &reading.account,
+                reading.account,
             ),
-            ("sourceNetwork", &tables.everyone.network, &reading.network),
-            ("userAgentFamily", &tables.everyone.agent, &reading.agent),
+            ("sourceNetwork", &tables.everyone.network, reading.network),
+            ("userAgentFamily", &tables.everyone.agent, reading.agent),
             (
                 "userIdentity.type",
                 &tables.identity_type,

@@ -5,11 +5,12 @@
 //! response elements, TLS details); not building a `serde_json::Value` for them is
 //! most of the cost of reading a training file.
 
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value as Json};
+use std::borrow::Cow;
 use std::fmt;
 
-use crate::event::{Event, EventError};
+use crate::event::{Event, EventError, IDENTITY_KEYS, Interner, KEYS};
 
 /// Why a line could not be read as an event.
 #[derive(Debug, thiserror::Error)]
@@ -22,35 +23,73 @@ pub enum WireError {
     Event(#[from] EventError),
 }
 
-/// Keys the model reads, compared ignoring ASCII case (as [`Event::from_json`]
-/// finds them).
-const KEPT: [&str; 11] = [
-    "eventName",
-    "eventSource",
-    "awsRegion",
-    "sourceIPAddress",
-    "userAgent",
-    "recipientAccountId",
-    "userIdentity",
-    "userIdentityType",
-    "eventTime",
-    "p_event_time",
-    "record",
-];
-
-fn kept(key: &str) -> bool {
-    KEPT.iter().any(|known| known.eq_ignore_ascii_case(key))
+/// One of [`KEYS`] as found in an object: under its exact spelling (the last one
+/// wins, as when a parsed object keeps the last of duplicate keys) or, failing
+/// that, under another case (the first in byte order, as a parsed object's
+/// case-insensitive search finds it).
+#[derive(Default)]
+struct Slot {
+    exact: Option<Json>,
+    other_case: Option<(String, Json)>,
 }
 
-/// The top-level value with only the kept keys (objects), or what it was instead.
+impl Slot {
+    fn put(&mut self, key: &str, canonical: &str, value: Json) {
+        if key == canonical {
+            self.exact = Some(value);
+        } else if self
+            .other_case
+            .as_ref()
+            .is_none_or(|(first, _)| key <= first.as_str())
+        {
+            self.other_case = Some((key.to_string(), value));
+        }
+    }
+
+    /// The value, as [`Event::from_json`]'s lookup finds it: null is absent.
+    fn value(&self) -> Option<&Json> {
+        match &self.exact {
+            Some(exact) => Some(exact),
+            None => self.other_case.as_ref().map(|(_, value)| value),
+        }
+        .filter(|value| !value.is_null())
+    }
+}
+
+/// An object's [`KEYS`], and at the top level its `record` wrapper.
+#[derive(Default)]
+struct Slots {
+    slots: [Slot; KEYS.len()],
+    /// The last `record` key (exact spelling), read the same way.
+    record: Option<Box<Reduced>>,
+    /// Whether an exact `eventName` key was there (null or not): a wrapper is only
+    /// unwrapped without one.
+    event_name_key: bool,
+}
+
+/// A top-level value: an object's slots, or what it was instead. One per event
+/// read, on the stack: boxing the slots would cost an allocation per event.
+#[allow(clippy::large_enum_variant)]
 enum Reduced {
-    Object(Map<String, Json>),
+    Object(Slots),
     Other(Json),
 }
 
-struct ReducedVisitor;
+/// Reads a value keeping only what an event needs: at the top level (`top`), the
+/// `record` wrapper too.
+struct ReducedSeed {
+    top: bool,
+}
 
-impl<'de> Visitor<'de> for ReducedVisitor {
+impl<'de> DeserializeSeed<'de> for ReducedSeed {
+    type Value = Reduced;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Reduced, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ReducedSeed {
     type Value = Reduced;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -58,26 +97,30 @@ impl<'de> Visitor<'de> for ReducedVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Reduced, A::Error> {
-        let mut map = Map::new();
-        while let Some(key) = access.next_key::<std::borrow::Cow<'de, str>>()? {
-            if key.eq_ignore_ascii_case("record") {
-                // The wrapper's content, itself reduced.
-                let inner = access.next_value_seed(ReducedSeed)?;
-                map.insert(
-                    key.into_owned(),
-                    match inner {
-                        Reduced::Object(inner) => Json::Object(inner),
-                        Reduced::Other(other) => other,
-                    },
-                );
-            } else if kept(&key) {
-                let value: Json = access.next_value()?;
-                map.insert(key.into_owned(), value);
+        let mut slots = Slots::default();
+        while let Some(key) = access.next_key::<Cow<'de, str>>()? {
+            if let Some(index) = KEYS
+                .iter()
+                .position(|known| known.eq_ignore_ascii_case(&key))
+            {
+                if index == 0 && key == "eventName" {
+                    slots.event_name_key = true;
+                }
+                let value = if KEYS[index] == "userIdentity" {
+                    access.next_value_seed(IdentitySeed)?
+                } else {
+                    access.next_value::<Json>()?
+                };
+                slots.slots[index].put(&key, KEYS[index], value);
+            } else if self.top && key == "record" {
+                slots.record = Some(Box::new(
+                    access.next_value_seed(ReducedSeed { top: false })?,
+                ));
             } else {
                 access.next_value::<IgnoredAny>()?;
             }
         }
-        Ok(Reduced::Object(map))
+        Ok(Reduced::Object(slots))
     }
 
     fn visit_bool<E>(self, v: bool) -> Result<Reduced, E> {
@@ -104,19 +147,96 @@ impl<'de> Visitor<'de> for ReducedVisitor {
         Ok(Reduced::Other(Json::Null))
     }
 
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut access: A) -> Result<Reduced, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut access: A) -> Result<Reduced, A::Error> {
         while access.next_element::<IgnoredAny>()?.is_some() {}
         Ok(Reduced::Other(Json::Array(Vec::new())))
     }
 }
 
-struct ReducedSeed;
+/// Reads `userIdentity`: an object keeps only [`IDENTITY_KEYS`] (in any case);
+/// anything else is read whole.
+struct IdentitySeed;
 
-impl<'de> DeserializeSeed<'de> for ReducedSeed {
-    type Value = Reduced;
+impl<'de> DeserializeSeed<'de> for IdentitySeed {
+    type Value = Json;
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Reduced, D::Error> {
-        deserializer.deserialize_any(ReducedVisitor)
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Json, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for IdentitySeed {
+    type Value = Json;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Json, A::Error> {
+        let mut map = Map::new();
+        while let Some(key) = access.next_key::<Cow<'de, str>>()? {
+            if IDENTITY_KEYS
+                .iter()
+                .any(|known| known.eq_ignore_ascii_case(&key))
+            {
+                let value: Json = access.next_value()?;
+                map.insert(key.into_owned(), value);
+            } else {
+                access.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(Json::Object(map))
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Json, E> {
+        Ok(Json::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Json, E> {
+        Ok(Json::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Json, E> {
+        Ok(Json::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Json, E> {
+        Ok(Json::from(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Json, E> {
+        Ok(Json::String(v.to_string()))
+    }
+
+    fn visit_unit<E>(self) -> Result<Json, E> {
+        Ok(Json::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut access: A) -> Result<Json, A::Error> {
+        while access.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Json::Array(Vec::new()))
+    }
+}
+
+impl Slots {
+    fn event(&self, interner: Option<&mut Interner>) -> Result<Event, EventError> {
+        Event::from_fields(
+            |key| {
+                KEYS.iter()
+                    .position(|known| *known == key)
+                    .and_then(|index| self.slots[index].value())
+            },
+            interner,
+        )
+    }
+}
+
+impl Reduced {
+    fn event(&self, interner: Option<&mut Interner>) -> Result<Event, EventError> {
+        match self {
+            Reduced::Object(slots) => slots.event(interner),
+            Reduced::Other(other) => Event::from_json(other),
+        }
     }
 }
 
@@ -125,14 +245,28 @@ impl Event {
     /// `{"record": {...}}`) straight from JSON text: the same event as
     /// [`Event::from_json_unwrapping`] on the parsed value, without building it.
     pub fn from_slice(bytes: &[u8]) -> Result<Event, WireError> {
+        Event::read(bytes, None)
+    }
+
+    /// [`Event::from_slice`], with the event's strings shared through `interner`.
+    pub fn from_slice_interned(bytes: &[u8], interner: &mut Interner) -> Result<Event, WireError> {
+        Event::read(bytes, Some(interner))
+    }
+
+    fn read(bytes: &[u8], interner: Option<&mut Interner>) -> Result<Event, WireError> {
         let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-        let reduced = ReducedSeed.deserialize(&mut deserializer)?;
+        let reduced = ReducedSeed { top: true }.deserialize(&mut deserializer)?;
         deserializer.end()?;
-        let value = match reduced {
-            Reduced::Object(map) => Json::Object(map),
-            Reduced::Other(other) => other,
+        let event = match &reduced {
+            Reduced::Object(slots) => match &slots.record {
+                Some(inner) if !slots.event_name_key && matches!(**inner, Reduced::Object(_)) => {
+                    inner.event(interner)
+                }
+                _ => slots.event(interner),
+            },
+            Reduced::Other(other) => Event::from_json(other),
         };
-        Ok(Event::from_json_unwrapping(&value)?)
+        Ok(event?)
     }
 }
 
@@ -143,7 +277,10 @@ mod tests {
 
     fn both(value: Json) {
         let text = serde_json::to_vec(&value).unwrap();
+        let mut interner = Interner::default();
+        let interned = Event::from_slice_interned(&text, &mut interner);
         let fast = Event::from_slice(&text);
+        assert_eq!(format!("{interned:?}"), format!("{fast:?}"));
         let slow = Event::from_json_unwrapping(&value);
         match (fast, slow) {
             (Ok(fast), Ok(slow)) => assert_eq!(fast, slow, "{value}"),
@@ -163,6 +300,14 @@ mod tests {
             json!({"record": {"eventName": "Inner"}, "eventName": "Outer"}),
             json!({"record": "not an object", "eventName": "X"}),
             json!({"p_event_time": "2024-06-27 03:15:22", "userIdentityType": "Root"}),
+            json!({"EventName": "b", "EVENTNAME": "a", "eventNAME": "c", "eventName": null, "awsregion": null, "AWSREGION": "x"}),
+            json!({"userIdentity": {"Type": "IAMUser", "ARN": "arn:aws:iam::1:user/x", "arn": "arn:aws:iam::1:user/y",
+                "sessionContext": {"attributes": {"mfaAuthenticated": "false"}}, "accessKeyId": "AKIA"}}),
+            json!({"useridentity": "root", "userIdentityType": "Root"}),
+            json!({"record": {"eventName": "Inner"}, "eventName": null}),
+            json!({"Record": {"eventName": "Inner"}, "awsRegion": "us-east-1"}),
+            json!({"record": {"record": {"eventName": "Deeper"}, "awsRegion": "eu-west-1"}}),
+            json!({"eventName": 5, "recipientAccountId": 12.0, "eventTime": 17}),
             json!({"foo": 1}),
             json!([1, 2]),
             json!("text"),
@@ -183,6 +328,9 @@ mod tests {
             Event::from_slice(b"{\"eventName\": \"A\"} trailing"),
             Err(WireError::Json(_))
         ));
+        // Duplicate keys: the last one counts, as in a parsed object.
+        let event = Event::from_slice(br#"{"eventName": "A", "eventName": "B"}"#).unwrap();
+        assert_eq!(event.event_name.key(), "B");
     }
 
     #[test]

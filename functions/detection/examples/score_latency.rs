@@ -1,11 +1,20 @@
 //! Benchmark: single-event scoring latency of a model file.
 //!
-//! `score_latency MODEL_FILE EVENTS_JSONL ITERATIONS` parses and scores one event at a
-//! time (as `/detect` does, explanation included) and prints JSON with percentiles in
-//! microseconds.
+//! `score_latency MODEL_FILE EVENTS_JSONL ITERATIONS` reads, scores and explains one
+//! event at a time as `/detect` does (the event read from its JSON text, the answer
+//! written as JSON) and prints JSON with percentiles in microseconds, in all and for
+//! each step.
 
 use anomaly::{Event, Model};
 use std::time::Instant;
+
+/// Percentiles of microsecond samples.
+fn summary(mut times: Vec<f64>) -> serde_json::Value {
+    times.sort_by(f64::total_cmp);
+    let pct = |p: f64| times[((times.len() - 1) as f64 * p) as usize];
+    let mean = times.iter().sum::<f64>() / times.len() as f64;
+    serde_json::json!({"mean_us": mean, "p50_us": pct(0.5), "p99_us": pct(0.99)})
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -21,23 +30,34 @@ fn main() {
         .map(str::to_string)
         .collect();
     let n: usize = args[3].parse().expect("iterations");
-    let mut times = Vec::with_capacity(n);
+    let (mut total, mut read, mut score, mut write) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
     let mut anomalies = 0usize;
+    let micros = |from: Instant, to: Instant| (to - from).as_nanos() as f64 / 1000.0;
     for i in 0..n {
         let line = &lines[i % lines.len()];
-        let t = Instant::now();
-        let v: serde_json::Value = serde_json::from_str(line).expect("JSON");
-        let e = Event::from_json(&v).expect("event");
-        let d = model.detect(&e);
-        let out = serde_json::to_vec(&d).expect("JSON");
-        times.push(t.elapsed().as_nanos() as f64 / 1000.0);
-        anomalies += d.is_anomaly as usize + (out.is_empty() as usize);
+        let started = Instant::now();
+        let event = Event::from_slice(line.as_bytes()).expect("event");
+        let parsed = Instant::now();
+        let detection = model.detect(&event);
+        let scored = Instant::now();
+        let out = serde_json::to_vec(&detection).expect("JSON");
+        let written = Instant::now();
+        total.push(micros(started, written));
+        read.push(micros(started, parsed));
+        score.push(micros(parsed, scored));
+        write.push(micros(scored, written));
+        anomalies += detection.is_anomaly as usize + (out.is_empty() as usize);
     }
-    times.sort_by(f64::total_cmp);
-    let pct = |p: f64| times[((times.len() - 1) as f64 * p) as usize];
-    let mean = times.iter().sum::<f64>() / times.len() as f64;
-    println!(
-        "{}",
-        serde_json::json!({"iterations": n, "mean_us": mean, "p50_us": pct(0.5), "p99_us": pct(0.99), "anomalies": anomalies})
-    );
+    let mut result = summary(total);
+    result["iterations"] = n.into();
+    result["anomalies"] = anomalies.into();
+    result["read"] = summary(read);
+    result["score_and_explain"] = summary(score);
+    result["write"] = summary(write);
+    println!("{result}");
 }

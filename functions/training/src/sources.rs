@@ -2,7 +2,7 @@
 //! (gzipped `{"Records": [...]}` under a prefix) or Panther's data lake.
 
 use anomaly::Event;
-use anomaly::event::EventError;
+use anomaly::event::{EventError, Interner};
 use anomaly::store::error_chain;
 use anomaly::wire::WireError;
 use aws_sdk_s3::Client;
@@ -56,9 +56,9 @@ impl std::str::FromStr for Source {
     }
 }
 
-/// Lines read and parsed together: enough to keep every core busy, few enough to
-/// hold (about 8 MB of CloudTrail records).
-const LINES_PER_BATCH: usize = 16_384;
+/// Bytes of JSON Lines read and parsed together: enough to keep every core busy,
+/// little enough to hold.
+const CHUNK_BYTES: usize = 8 << 20;
 
 /// Events read from a source, with the count of records that could not be read.
 #[derive(Debug, Default)]
@@ -69,7 +69,10 @@ pub struct Loaded {
     pub skipped: usize,
     /// Files or pages read.
     pub files: usize,
-    interner: anomaly::event::Interner,
+    interner: Interner,
+    /// One per reading thread, kept from chunk to chunk: equal strings are shared
+    /// among the events a thread reads, without a lock or a second pass.
+    thread_interners: Vec<Interner>,
 }
 
 impl Loaded {
@@ -83,18 +86,23 @@ impl Loaded {
     /// Adds the events of JSON Lines, read in parallel straight from the text
     /// ([`Event::from_slice`]); a line that is a whole CloudTrail document
     /// (`{"Records": [...]}`) adds its records.
-    fn push_lines(&mut self, lines: &[Vec<u8>]) {
+    fn push_lines(&mut self, lines: &[&[u8]]) {
         let workers = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .clamp(1, lines.len().max(1));
+        if self.thread_interners.len() < workers {
+            self.thread_interners
+                .resize_with(workers, Interner::default);
+        }
         let per_worker = lines.len().div_ceil(workers).max(1);
         let parsed: Vec<Vec<Result<Event, WireError>>> = std::thread::scope(|scope| {
             let handles: Vec<_> = lines
                 .chunks(per_worker)
-                .map(|part| {
+                .zip(self.thread_interners.iter_mut())
+                .map(|(part, interner)| {
                     scope.spawn(move || {
                         part.iter()
-                            .map(|line| Event::from_slice(line))
+                            .map(|line| Event::from_slice_interned(line, interner))
                             .collect::<Vec<_>>()
                     })
                 })
@@ -114,7 +122,7 @@ impl Loaded {
         }
         for (line, result) in lines.iter().zip(parsed) {
             match result {
-                Ok(event) => self.events.push(self.interner.intern(event)),
+                Ok(event) => self.events.push(event),
                 Err(WireError::Event(EventError::NoKnownFields)) => self.push_line(line),
                 Err(_) => self.skipped += 1,
             }
@@ -200,33 +208,78 @@ pub fn read_file(path: &Path) -> anyhow::Result<Loaded> {
     let mut magic = [0u8; 2];
     let gzipped = open()?.read(&mut magic)? == 2 && magic == [0x1f, 0x8b];
     if !gzipped {
-        let mut reader = BufReader::with_capacity(1 << 20, open()?);
-        let mut batch: Vec<Vec<u8>> = Vec::with_capacity(LINES_PER_BATCH);
-        let mut first = true;
-        loop {
-            let mut line = Vec::new();
-            let read = reader.read_until(b'\n', &mut line)?;
-            if read > 0 && !line.iter().all(u8::is_ascii_whitespace) {
-                // Not JSON Lines: a document spread over several lines.
-                if first && serde_json::from_slice::<serde::de::IgnoredAny>(&line).is_err() {
-                    break;
-                }
-                first = false;
-                batch.push(line);
-            }
-            if batch.len() == LINES_PER_BATCH || (read == 0 && !batch.is_empty()) {
-                loaded.push_lines(&batch);
-                batch.clear();
-            }
-            if read == 0 {
-                return Ok(loaded);
-            }
+        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        if read_lines(open()?, size, CHUNK_BYTES, &mut loaded)? {
+            return Ok(loaded);
         }
+        loaded = Loaded {
+            files: 1,
+            ..Default::default()
+        };
     }
     let bytes =
         std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
     loaded.push_document(&bytes);
     Ok(loaded)
+}
+
+/// Reads JSON Lines from `file` (of `size` bytes) in chunks of `chunk_bytes`, the
+/// lines of each parsed in parallel from the chunk itself. `false` when the text is
+/// not JSON Lines (its first line is not a JSON value: one document spread over
+/// several lines).
+fn read_lines(
+    mut file: impl Read,
+    size: u64,
+    chunk_bytes: usize,
+    loaded: &mut Loaded,
+) -> anyhow::Result<bool> {
+    let mut pending: Vec<u8> = Vec::new();
+    let mut first = true;
+    loop {
+        let before = pending.len();
+        pending.resize(before + chunk_bytes, 0);
+        let mut filled = before;
+        while filled < pending.len() {
+            match file.read(&mut pending[filled..])? {
+                0 => break,
+                n => filled += n,
+            }
+        }
+        let at_end = filled < pending.len();
+        pending.truncate(filled);
+        let complete = match memchr::memrchr(b'\n', &pending) {
+            _ if at_end => pending.len(),
+            Some(newline) => newline + 1,
+            // One line longer than a chunk: read on.
+            None => continue,
+        };
+        let text = &pending[..complete];
+        let mut start = 0;
+        let lines: Vec<&[u8]> = memchr::memchr_iter(b'\n', text)
+            .chain(std::iter::once(text.len()))
+            .map(|end| {
+                let line = &text[start..end];
+                start = end + 1;
+                line
+            })
+            .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+            .collect();
+        if first && let Some(line) = lines.first() {
+            if serde_json::from_slice::<serde::de::IgnoredAny>(line).is_err() {
+                return Ok(false);
+            }
+            first = false;
+            // Room for the whole file's events at once, estimated from the first
+            // chunk: no copy of millions of events as the list grows.
+            let estimate = size as f64 / complete as f64 * lines.len() as f64 * 1.02;
+            loaded.events.reserve(estimate as usize);
+        }
+        loaded.push_lines(&lines);
+        pending.drain(..complete);
+        if at_end {
+            return Ok(true);
+        }
+    }
 }
 
 /// Reads every object under `s3://bucket/prefix`.
@@ -329,37 +382,61 @@ mod tests {
         let l = read_file(&lines).unwrap();
         assert_eq!((l.events.len(), l.skipped), (3, 1));
         // Equal strings are shared between events.
-        assert_eq!(l.interner.len(), 2);
+        assert!(l.events[0].event_name != l.events[1].event_name);
         assert!(read_file(&dir.path().join("absent")).is_err());
     }
 
     #[test]
-    fn lines_beyond_one_batch_keep_their_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("many.jsonl");
-        let total = LINES_PER_BATCH * 2 + 7;
+    fn lines_over_many_chunks_keep_their_order() {
+        let total = 3_000;
         let mut text = String::new();
         for i in 0..total {
             match i % 1000 {
                 999 => text.push_str("{broken\n"),
                 500 => text.push_str("{\"Records\": [{\"eventName\": \"Doc\"}]}\n"),
+                // A line longer than a chunk.
+                700 => text.push_str(&format!(
+                    "{{\"eventName\": \"E{i}\", \"pad\": \"{}\"}}\n",
+                    "x".repeat(5000)
+                )),
                 _ => text.push_str(&format!(
-                    "{{\"eventName\": \"E{i}\", \"requestParameters\": {{\"big\": [1, 2]}}}}\n"
+                    "{{\"eventName\": \"E{i}\", \"awsRegion\": \"us-east-1\", \"requestParameters\": {{\"big\": [1, 2]}}}}\n"
                 )),
             }
         }
-        std::fs::write(&path, text).unwrap();
-        let l = read_file(&path).unwrap();
+        text.push_str("\n  \n{\"eventName\": \"Last\"}");
+        let mut loaded = Loaded::default();
+        let size = text.len() as u64;
+        assert!(read_lines(text.as_bytes(), size, 4096, &mut loaded).unwrap());
         let broken = (0..total).filter(|i| i % 1000 == 999).count();
-        assert_eq!((l.events.len(), l.skipped), (total - broken, broken));
-        let names: Vec<String> = l
-            .events
-            .iter()
-            .map(|e| e.event_name.key().to_string())
-            .collect();
+        assert_eq!(
+            (loaded.events.len(), loaded.skipped),
+            (total + 1 - broken, broken)
+        );
+        let names: Vec<&str> = loaded.events.iter().map(|e| e.event_name.key()).collect();
         assert_eq!(names[0], "E0");
         assert_eq!(names[500], "Doc");
-        assert_eq!(names.last().unwrap(), &format!("E{}", total - 1));
+        assert_eq!(names[700], "E700");
+        assert_eq!(names[names.len() - 2], format!("E{}", total - 2));
+        assert_eq!(names[names.len() - 1], "Last");
+        // Equal strings read by one thread are one shared copy.
+        let threads = loaded.thread_interners.len();
+        let mut copies: Vec<&anomaly::event::Text> = Vec::new();
+        for event in &loaded.events {
+            if let anomaly::Value::Present(region) = &event.aws_region
+                && !copies.iter().any(|copy| copy.shares(region))
+            {
+                copies.push(region);
+            }
+        }
+        assert!(
+            copies.len() <= threads,
+            "{} copies, {threads} threads",
+            copies.len()
+        );
+        // A document over several lines is not JSON Lines.
+        let mut loaded = Loaded::default();
+        assert!(!read_lines(&b"{\n  \"Records\": []\n}\n"[..], 20, 4096, &mut loaded).unwrap());
     }
 
     #[test]
