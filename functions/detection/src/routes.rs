@@ -5,6 +5,7 @@
 //! here panics on input, and no input leads to a 500.
 
 use crate::cors::Cors;
+use anomaly::wire::WireError;
 use anomaly::{Detection, Event, Model};
 use chrono::{SecondsFormat, Utc};
 use serde_json::{Value as Json, json};
@@ -284,6 +285,24 @@ fn detection_json(d: Detection) -> Json {
     serde_json::to_value(d).unwrap_or(Json::Null)
 }
 
+/// 503: no model to score with.
+fn unavailable(reason: &Unavailable) -> Reply {
+    let mut reply = Reply::error(503, "model_unavailable", reason.message());
+    reply.body["reason"] = json!(reason.code());
+    reply
+}
+
+/// The answer for one event.
+fn one_answer(model: &Model, event: &Event) -> Reply {
+    let mut out = detection_json(model.detect(event));
+    if let Json::Object(m) = &mut out {
+        m.insert("score_range".into(), json!({"min": 0.0, "max": 1.0}));
+        m.insert("model_info".into(), model_info(model));
+        m.insert("timestamp".into(), json!(now()));
+    }
+    Reply::ok(out)
+}
+
 fn detect(model: &ModelView, limits: &Limits, content_type: Option<&str>, body: &[u8]) -> Reply {
     if body.len() > limits.max_body_bytes {
         return Reply::error(
@@ -303,32 +322,51 @@ fn detect(model: &ModelView, limits: &Limits, content_type: Option<&str>, body: 
             "the body is empty; send an event object or an array of event objects",
         );
     }
+    let invalid_json = |e: serde_json::Error| {
+        let what = match e.classify() {
+            serde_json::error::Category::Eof => "unexpected end of JSON",
+            serde_json::error::Category::Io => "unreadable body",
+            _ => "invalid JSON",
+        };
+        // The body is read as JSON whatever its Content-Type (clients such as
+        // `curl -d` send form types); say so when the type was not JSON.
+        let hint = match content_type {
+            Some(ct) if !ct.to_ascii_lowercase().contains("json") => {
+                format!(" (the body is read as JSON whatever its Content-Type; it was {ct})")
+            }
+            _ => String::new(),
+        };
+        Reply::error(
+            400,
+            "invalid_json",
+            format!(
+                "{what} at line {}, column {}: {e}{hint}",
+                e.line(),
+                e.column()
+            ),
+        )
+    };
+    // One event object: read straight from the text, keeping only what the model
+    // reads.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+        let event = match Event::from_slice(body) {
+            Ok(event) => event,
+            Err(WireError::Json(e)) => return invalid_json(e),
+            Err(WireError::Event(err)) => {
+                return match model {
+                    ModelView::Ready(_) => Reply::error(400, "wrong_shape", err.to_string()),
+                    ModelView::Unavailable(reason) => unavailable(reason),
+                };
+            }
+        };
+        return match model {
+            ModelView::Ready(model) => one_answer(model, &event),
+            ModelView::Unavailable(reason) => unavailable(reason),
+        };
+    }
     let value: Json = match serde_json::from_slice(body) {
         Ok(v) => v,
-        Err(e) => {
-            let what = match e.classify() {
-                serde_json::error::Category::Eof => "unexpected end of JSON",
-                serde_json::error::Category::Io => "unreadable body",
-                _ => "invalid JSON",
-            };
-            // The body is read as JSON whatever its Content-Type (clients such as
-            // `curl -d` send form types); say so when the type was not JSON.
-            let hint = match content_type {
-                Some(ct) if !ct.to_ascii_lowercase().contains("json") => {
-                    format!(" (the body is read as JSON whatever its Content-Type; it was {ct})")
-                }
-                _ => String::new(),
-            };
-            return Reply::error(
-                400,
-                "invalid_json",
-                format!(
-                    "{what} at line {}, column {}: {e}{hint}",
-                    e.line(),
-                    e.column()
-                ),
-            );
-        }
+        Err(e) => return invalid_json(e),
     };
     let events = match &value {
         Json::Object(_) => None,
@@ -366,23 +404,11 @@ fn detect(model: &ModelView, limits: &Limits, content_type: Option<&str>, body: 
     };
     let model = match model {
         ModelView::Ready(m) => m,
-        ModelView::Unavailable(reason) => {
-            let mut reply = Reply::error(503, "model_unavailable", reason.message());
-            reply.body["reason"] = json!(reason.code());
-            return reply;
-        }
+        ModelView::Unavailable(reason) => return unavailable(reason),
     };
     match events {
         None => match Event::from_json(&value) {
-            Ok(e) => {
-                let mut out = detection_json(model.detect(&e));
-                if let Json::Object(m) = &mut out {
-                    m.insert("score_range".into(), json!({"min": 0.0, "max": 1.0}));
-                    m.insert("model_info".into(), model_info(model));
-                    m.insert("timestamp".into(), json!(now()));
-                }
-                Reply::ok(out)
-            }
+            Ok(e) => one_answer(model, &e),
             Err(err) => Reply::error(400, "wrong_shape", err.to_string()),
         },
         Some(items) => {
