@@ -58,7 +58,7 @@ impl std::str::FromStr for Source {
 
 /// Bytes of JSON Lines read and parsed together: enough to keep every core busy,
 /// little enough to hold.
-const CHUNK_BYTES: usize = 8 << 20;
+const CHUNK_BYTES: usize = 1 << 20;
 
 /// Events read from a source, with the count of records that could not be read.
 #[derive(Debug, Default)]
