@@ -170,14 +170,14 @@ impl Event {
             Json::String(_) => return Err(EventError::NotAnObject("a string")),
             Json::Array(_) => return Err(EventError::NotAnObject("an array")),
         };
-        Event::from_fields(|key| lookup(obj, key), None)
+        Event::from_fields(|key| lookup(obj, key).map(Raw::of), None)
     }
 
     /// An event from the values of its [`KEYS`] (`field` gives each one found,
     /// not null, as [`Event::from_json`] finds them), its strings shared through
     /// `interner` when there is one.
     pub(crate) fn from_fields<'a>(
-        field: impl Fn(&str) -> Option<&'a Json>,
+        field: impl Fn(&str) -> Option<Raw<'a>>,
         mut interner: Option<&mut Interner>,
     ) -> Result<Event, EventError> {
         if !KEYS.iter().any(|key| field(key).is_some()) {
@@ -190,14 +190,21 @@ impl Event {
             }),
             None => Value::Missing,
         };
-        let identity = field("userIdentity").and_then(Json::as_object);
+        let identity = match field("userIdentity") {
+            Some(Raw::Json(Json::Object(identity))) => Some(identity),
+            _ => None,
+        };
         let identity_type = match identity.and_then(|m| lookup(m, "type")) {
-            Some(found) => value(text(found)),
+            Some(found) => value(text(Raw::of(found))),
             None => value(field("userIdentityType").and_then(text)),
         };
+        let time_of = |raw: Raw<'_>| match raw {
+            Raw::Str(s) => parse_time_text(s),
+            Raw::Json(_) => None,
+        };
         let time = field("p_event_time")
-            .and_then(parse_time)
-            .or_else(|| field("eventTime").and_then(parse_time));
+            .and_then(time_of)
+            .or_else(|| field("eventTime").and_then(time_of));
         let source_ip = field("sourceIPAddress").and_then(text);
         let user_agent = field("userAgent").and_then(text);
         let principal = identity.and_then(crate::identity::principal_of);
@@ -301,10 +308,27 @@ fn lookup<'a>(obj: &'a Map<String, Json>, key: &str) -> Option<&'a Json> {
         .filter(|v| !v.is_null())
 }
 
+/// A value of one of an event's [`KEYS`]: a string (as most are), or any other
+/// JSON value.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Raw<'a> {
+    Str(&'a str),
+    Json(&'a Json),
+}
+
+impl<'a> Raw<'a> {
+    pub(crate) fn of(value: &'a Json) -> Raw<'a> {
+        match value {
+            Json::String(s) => Raw::Str(s),
+            other => Raw::Json(other),
+        }
+    }
+}
+
 /// A string field: a non-empty string after trimming. Anything else is malformed.
-fn text(v: &Json) -> Option<&str> {
+fn text(v: Raw<'_>) -> Option<&str> {
     match v {
-        Json::String(s) if !s.trim().is_empty() => Some(s.trim()),
+        Raw::Str(s) if !s.trim().is_empty() => Some(s.trim()),
         _ => None,
     }
 }
@@ -313,20 +337,20 @@ fn text(v: &Json) -> Option<&str> {
 /// normalised to 12 digits with leading zeros.
 #[cfg(test)]
 fn account(v: &Json) -> Value {
-    account_digits(v).map_or(Value::Missing, |digits| Value::Present(digits.into()))
+    account_digits(Raw::of(v)).map_or(Value::Missing, |digits| Value::Present(digits.into()))
 }
 
 /// The 12 digits of an account id ([`account`]'s rules), `None` when malformed.
-fn account_digits(v: &Json) -> Option<String> {
+fn account_digits(v: Raw<'_>) -> Option<String> {
     let digits = match v {
-        Json::String(s) => {
+        Raw::Str(s) => {
             let s = s.trim();
             if s.is_empty() || s.len() > 12 || !s.bytes().all(|b| b.is_ascii_digit()) {
                 return None;
             }
             s.to_string()
         }
-        Json::Number(n) => {
+        Raw::Json(Json::Number(n)) => {
             if let Some(u) = n.as_u64() {
                 u.to_string()
             } else if let Some(f) = n.as_f64() {
@@ -349,7 +373,12 @@ fn account_digits(v: &Json) -> Option<String> {
 
 /// Parses Panther's `YYYY-MM-DD HH:MM:SS[.fff]` (UTC) or RFC 3339.
 pub fn parse_time(v: &Json) -> Option<DateTime<Utc>> {
-    let s = v.as_str()?.trim();
+    parse_time_text(v.as_str()?)
+}
+
+/// [`parse_time`] of a string.
+fn parse_time_text(s: &str) -> Option<DateTime<Utc>> {
+    let s = s.trim();
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&Utc));
     }

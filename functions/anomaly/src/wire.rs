@@ -10,7 +10,8 @@ use serde_json::{Map, Value as Json};
 use std::borrow::Cow;
 use std::fmt;
 
-use crate::event::{Event, EventError, IDENTITY_KEYS, Interner, KEYS};
+use crate::event::{Event, EventError, IDENTITY_KEYS, Interner, KEYS, Raw};
+use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
 
 /// Why a line could not be read as an event.
 #[derive(Debug, thiserror::Error)]
@@ -28,13 +29,88 @@ pub enum WireError {
 /// that, under another case (the first in byte order, as a parsed object's
 /// case-insensitive search finds it).
 #[derive(Default)]
-struct Slot {
-    exact: Option<Json>,
-    other_case: Option<(String, Json)>,
+struct Slot<'de> {
+    exact: Option<Held<'de>>,
+    other_case: Option<(String, Held<'de>)>,
 }
 
-impl Slot {
-    fn put(&mut self, key: &str, canonical: &str, value: Json) {
+/// A value as read: a string borrowed from the text where it can be (no escapes),
+/// anything else as a JSON value.
+enum Held<'de> {
+    Str(Cow<'de, str>),
+    Json(Json),
+}
+
+impl<'de> Held<'de> {
+    fn raw(&self) -> Option<Raw<'_>> {
+        match self {
+            Held::Str(text) => Some(Raw::Str(text)),
+            Held::Json(Json::Null) => None,
+            Held::Json(other) => Some(Raw::Json(other)),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Held<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Held<'de>, D::Error> {
+        deserializer.deserialize_any(HeldVisitor)
+    }
+}
+
+struct HeldVisitor;
+
+impl<'de> Visitor<'de> for HeldVisitor {
+    type Value = Held<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Held<'de>, E> {
+        Ok(Held::Str(Cow::Borrowed(v)))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Held<'de>, E> {
+        Ok(Held::Str(Cow::Owned(v.to_string())))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Held<'de>, E> {
+        Ok(Held::Str(Cow::Owned(v)))
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Held<'de>, E> {
+        Ok(Held::Json(Json::Bool(v)))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Held<'de>, E> {
+        Ok(Held::Json(Json::from(v)))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Held<'de>, E> {
+        Ok(Held::Json(Json::from(v)))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Held<'de>, E> {
+        Ok(Held::Json(Json::from(v)))
+    }
+
+    fn visit_unit<E>(self) -> Result<Held<'de>, E> {
+        Ok(Held::Json(Json::Null))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, access: A) -> Result<Held<'de>, A::Error> {
+        let value = serde::Deserialize::deserialize(MapAccessDeserializer::new(access))?;
+        Ok(Held::Json(value))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, access: A) -> Result<Held<'de>, A::Error> {
+        let value = serde::Deserialize::deserialize(SeqAccessDeserializer::new(access))?;
+        Ok(Held::Json(value))
+    }
+}
+
+impl<'de> Slot<'de> {
+    fn put(&mut self, key: &str, canonical: &str, value: Held<'de>) {
         if key == canonical {
             self.exact = Some(value);
         } else if self
@@ -47,21 +123,20 @@ impl Slot {
     }
 
     /// The value, as [`Event::from_json`]'s lookup finds it: null is absent.
-    fn value(&self) -> Option<&Json> {
+    fn value(&self) -> Option<Raw<'_>> {
         match &self.exact {
-            Some(exact) => Some(exact),
-            None => self.other_case.as_ref().map(|(_, value)| value),
+            Some(exact) => exact.raw(),
+            None => self.other_case.as_ref().and_then(|(_, value)| value.raw()),
         }
-        .filter(|value| !value.is_null())
     }
 }
 
 /// An object's [`KEYS`], and at the top level its `record` wrapper.
 #[derive(Default)]
-struct Slots {
-    slots: [Slot; KEYS.len()],
+struct Slots<'de> {
+    slots: [Slot<'de>; KEYS.len()],
     /// The last `record` key (exact spelling), read the same way.
-    record: Option<Box<Reduced>>,
+    record: Option<Box<Reduced<'de>>>,
     /// Whether an exact `eventName` key was there (null or not): a wrapper is only
     /// unwrapped without one.
     event_name_key: bool,
@@ -70,8 +145,8 @@ struct Slots {
 /// A top-level value: an object's slots, or what it was instead. One per event
 /// read, on the stack: boxing the slots would cost an allocation per event.
 #[allow(clippy::large_enum_variant)]
-enum Reduced {
-    Object(Slots),
+enum Reduced<'de> {
+    Object(Slots<'de>),
     Other(Json),
 }
 
@@ -82,21 +157,21 @@ struct ReducedSeed {
 }
 
 impl<'de> DeserializeSeed<'de> for ReducedSeed {
-    type Value = Reduced;
+    type Value = Reduced<'de>;
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Reduced, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Reduced<'de>, D::Error> {
         deserializer.deserialize_any(self)
     }
 }
 
 impl<'de> Visitor<'de> for ReducedSeed {
-    type Value = Reduced;
+    type Value = Reduced<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON value")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Reduced, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Reduced<'de>, A::Error> {
         let mut slots = Slots::default();
         while let Some(key) = access.next_key::<Cow<'de, str>>()? {
             if let Some(index) = KEYS
@@ -107,9 +182,9 @@ impl<'de> Visitor<'de> for ReducedSeed {
                     slots.event_name_key = true;
                 }
                 let value = if KEYS[index] == "userIdentity" {
-                    access.next_value_seed(IdentitySeed)?
+                    Held::Json(access.next_value_seed(IdentitySeed)?)
                 } else {
-                    access.next_value::<Json>()?
+                    access.next_value::<Held<'de>>()?
                 };
                 slots.slots[index].put(&key, KEYS[index], value);
             } else if self.top && key == "record" {
@@ -123,31 +198,31 @@ impl<'de> Visitor<'de> for ReducedSeed {
         Ok(Reduced::Object(slots))
     }
 
-    fn visit_bool<E>(self, v: bool) -> Result<Reduced, E> {
+    fn visit_bool<E>(self, v: bool) -> Result<Reduced<'de>, E> {
         Ok(Reduced::Other(Json::Bool(v)))
     }
 
-    fn visit_i64<E>(self, v: i64) -> Result<Reduced, E> {
+    fn visit_i64<E>(self, v: i64) -> Result<Reduced<'de>, E> {
         Ok(Reduced::Other(Json::from(v)))
     }
 
-    fn visit_u64<E>(self, v: u64) -> Result<Reduced, E> {
+    fn visit_u64<E>(self, v: u64) -> Result<Reduced<'de>, E> {
         Ok(Reduced::Other(Json::from(v)))
     }
 
-    fn visit_f64<E>(self, v: f64) -> Result<Reduced, E> {
+    fn visit_f64<E>(self, v: f64) -> Result<Reduced<'de>, E> {
         Ok(Reduced::Other(Json::from(v)))
     }
 
-    fn visit_str<E>(self, v: &str) -> Result<Reduced, E> {
+    fn visit_str<E>(self, v: &str) -> Result<Reduced<'de>, E> {
         Ok(Reduced::Other(Json::String(v.to_string())))
     }
 
-    fn visit_unit<E>(self) -> Result<Reduced, E> {
+    fn visit_unit<E>(self) -> Result<Reduced<'de>, E> {
         Ok(Reduced::Other(Json::Null))
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut access: A) -> Result<Reduced, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut access: A) -> Result<Reduced<'de>, A::Error> {
         while access.next_element::<IgnoredAny>()?.is_some() {}
         Ok(Reduced::Other(Json::Array(Vec::new())))
     }
@@ -218,7 +293,7 @@ impl<'de> Visitor<'de> for IdentitySeed {
     }
 }
 
-impl Slots {
+impl Slots<'_> {
     fn event(&self, interner: Option<&mut Interner>) -> Result<Event, EventError> {
         Event::from_fields(
             |key| {
@@ -231,7 +306,7 @@ impl Slots {
     }
 }
 
-impl Reduced {
+impl Reduced<'_> {
     fn event(&self, interner: Option<&mut Interner>) -> Result<Event, EventError> {
         match self {
             Reduced::Object(slots) => slots.event(interner),
