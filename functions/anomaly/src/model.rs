@@ -37,6 +37,7 @@ use crate::event::{Event, MISSING};
 use crate::features::DAYS;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// The model's tables are looked up several times for every event scored: a fast
@@ -761,9 +762,9 @@ pub struct Detection {
     /// Why, strongest first.
     pub reasons: Vec<Reason>,
     /// Per field, everyone's counts: value, count, share and level.
-    pub rarity_analysis: BTreeMap<String, FieldRarity>,
+    pub rarity_analysis: BTreeMap<Cow<'static, str>, FieldRarity>,
     /// Fields whose value is UNSEEN or VERY_RARE among everyone's events.
-    pub suspicious_features: Vec<String>,
+    pub suspicious_features: Vec<Cow<'static, str>>,
     /// Version of the model that scored the event.
     pub model_version: String,
 }
@@ -943,7 +944,7 @@ impl Tables {
         let weight = own.map_or(0.0, |profile| {
             profile.events as f64 / (profile.events as f64 + BACKOFF_EVENTS)
         });
-        let mut pieces = Vec::with_capacity(8);
+        let mut pieces = Vec::with_capacity(16);
         // A principal seen before is not evidence by how rarely it acts; a new
         // one is, as much as new principals are rare.
         pieces.push(Piece {
@@ -1292,9 +1293,12 @@ impl Model {
         &self,
         event: &Event,
         reading: &Reading,
-    ) -> (BTreeMap<String, FieldRarity>, Vec<String>) {
+    ) -> (
+        BTreeMap<Cow<'static, str>, FieldRarity>,
+        Vec<Cow<'static, str>>,
+    ) {
         let tables = &self.tables;
-        let fields: [(&str, &Counts, &str); 8] = [
+        let fields: [(&'static str, &Counts, &str); 8] = [
             ("principal", &tables.principal, reading.principal),
             ("eventName", &tables.everyone.event_name, reading.event_name),
             (
@@ -1322,7 +1326,7 @@ impl Model {
             let count = counts.count(value);
             let level = Rarity::of(count, counts.events);
             if matches!(level, Rarity::Unseen | Rarity::VeryRare) {
-                suspicious.push(name.to_string());
+                suspicious.push(Cow::Borrowed(name));
             }
             let share = if counts.events == 0 {
                 0.0
@@ -1330,7 +1334,7 @@ impl Model {
                 count as f64 / counts.events as f64
             };
             analysis.insert(
-                name.to_string(),
+                Cow::Borrowed(name),
                 FieldRarity {
                     value: value.to_string(),
                     frequency: count,
@@ -1568,7 +1572,7 @@ mod tests {
             "{weights:?}"
         );
         assert_eq!(odd.rarity_analysis["eventName"].level, Rarity::Unseen);
-        assert!(odd.suspicious_features.contains(&"eventName".to_string()));
+        assert!(odd.suspicious_features.contains(&"eventName".into()));
         let stranger = model.detect(&event(
             "arn:aws:iam::111122223333:user/mallory",
             "ListBuckets",
