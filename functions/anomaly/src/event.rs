@@ -155,6 +155,11 @@ impl Event {
         self.time.map(|t| t.hour())
     }
 
+    /// Days since 1970-01-01 (UTC), or `None` when the time is missing.
+    pub fn day(&self) -> Option<i64> {
+        self.time.map(|t| t.timestamp().div_euclid(86_400))
+    }
+
     /// Day of week (0 = Monday … 6 = Sunday), or `None` when the time is missing.
     pub fn weekday(&self) -> Option<u32> {
         self.time.map(|t| t.weekday().num_days_from_monday())

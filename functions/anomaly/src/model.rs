@@ -610,9 +610,7 @@ impl<'a> Reading<'a> {
             agent: event.agent_family.key(),
             hour: event.hour(),
             weekday: event.weekday(),
-            day: event
-                .time
-                .map_or(untimed_day, |time| time.timestamp().div_euclid(86_400)),
+            day: event.day().unwrap_or(untimed_day),
         }
     }
 
@@ -884,10 +882,9 @@ impl Tables {
     /// are left out. The days are shared among the available cores.
     pub fn held_out_evidence(&self, events: &[&Event], floor: f64) -> Vec<f64> {
         let priors = Priors::of(&self.everyone, self.principals.values());
-        let day_of = |event: &&Event| event.time.map(|time| time.timestamp().div_euclid(86_400));
         let days: Vec<&[&Event]> = events
-            .chunk_by(|a, b| day_of(a) == day_of(b))
-            .filter(|day| day_of(&day[0]).is_some())
+            .chunk_by(|a, b| a.day() == b.day())
+            .filter(|day| day[0].day().is_some())
             .collect();
         let workers = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
@@ -1081,15 +1078,14 @@ impl Model {
         order.sort_by_key(|event| event.time);
         let tables = Tables::fit(order.iter().copied());
         // The latest days holding `calibration_share` of the events, whole days.
-        let day_of = |event: &Event| event.time.map(|time| time.timestamp().div_euclid(86_400));
         let held_out = (order.len() as f64 * params.calibration_share) as usize;
         let mut first = order.len() - held_out;
-        while first > 0 && first < order.len() && day_of(order[first - 1]) == day_of(order[first]) {
+        while first > 0 && first < order.len() && order[first - 1].day() == order[first].day() {
             first -= 1;
         }
         let held_out_days = order[first..]
-            .chunk_by(|a, b| day_of(a) == day_of(b))
-            .filter(|day| day_of(day[0]).is_some())
+            .chunk_by(|a, b| a.day() == b.day())
+            .filter(|day| day[0].day().is_some())
             .count();
         let mut scores: Vec<f64> =
             if held_out_days >= 2 && order.len() - first >= MIN_CALIBRATION_EVENTS {
@@ -1611,11 +1607,10 @@ mod tests {
         let events = history(10);
         let refs: Vec<&Event> = events.iter().collect();
         let tables = Tables::fit(refs.iter().copied());
-        let day_of = |event: &Event| event.time.unwrap().timestamp().div_euclid(86_400);
         let last_day: Vec<&Event> = refs
             .iter()
             .copied()
-            .filter(|event| day_of(event) == day_of(refs[refs.len() - 1]))
+            .filter(|event| event.day() == refs[refs.len() - 1].day())
             .collect();
         let held_out = tables.held_out_evidence(&last_day, FLOOR_NATS);
         assert_eq!(held_out.len(), last_day.len());
