@@ -10,10 +10,11 @@
 //! A field that is absent, empty, null or malformed becomes [`Value::Missing`]: a value
 //! of its own, never a silent default.
 
+use arcstr::ArcStr;
 use chrono::{DateTime, Datelike, NaiveDateTime, Timelike, Utc};
 use serde_json::{Map, Value as Json};
+use std::borrow::Cow;
 use std::fmt;
-use std::sync::Arc;
 
 /// The textual token that stands for a missing or malformed value in frequency tables.
 pub const MISSING: &str = "<missing>";
@@ -35,15 +36,15 @@ pub const KEYS: [&str; 10] = [
 /// The keys of `userIdentity` the model reads ([`crate::identity::principal_of`]).
 pub const IDENTITY_KEYS: [&str; 5] = ["type", "arn", "principalId", "invokedBy", "userName"];
 
-/// A shared string, one pointer wide: training holds millions of events, and
-/// equal strings are shared between them ([`Interner`]).
+/// A shared string, one pointer wide and one allocation: training holds millions
+/// of events, and equal strings are shared between them ([`Interner`]).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Text(Arc<Box<str>>);
+pub struct Text(ArcStr);
 
 impl Text {
     /// Whether both are the one shared copy.
     pub fn shares(&self, other: &Text) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
+        ArcStr::ptr_eq(&self.0, &other.0)
     }
 }
 
@@ -63,13 +64,13 @@ impl std::borrow::Borrow<str> for Text {
 
 impl From<&str> for Text {
     fn from(text: &str) -> Text {
-        Text(Arc::new(text.into()))
+        Text(ArcStr::from(text))
     }
 }
 
 impl From<String> for Text {
     fn from(text: String) -> Text {
-        Text(Arc::new(text.into_boxed_str()))
+        Text(ArcStr::from(text))
     }
 }
 
@@ -195,24 +196,31 @@ impl Event {
             }),
             None => Value::Missing,
         };
-        let identity = match field("userIdentity") {
+        let identity_field = field("userIdentity");
+        let identity: Option<&dyn Fields> = match &identity_field {
             Some(Raw::Json(Json::Object(identity))) => Some(identity),
+            Some(Raw::Object(identity)) => Some(*identity),
             _ => None,
         };
-        let identity_type = match identity.and_then(|m| lookup(m, "type")) {
-            Some(found) => value(text(Raw::of(found))),
+        let identity_type = match identity.and_then(|fields| fields.any_case("type")) {
+            Some(found) => value(text(found)),
             None => value(field("userIdentityType").and_then(text)),
         };
         let time_of = |raw: Raw<'_>| match raw {
             Raw::Str(s) => parse_time_text(s),
-            Raw::Json(_) => None,
+            _ => None,
         };
         let time = field("p_event_time")
             .and_then(time_of)
             .or_else(|| field("eventTime").and_then(time_of));
         let source_ip = field("sourceIPAddress").and_then(text);
         let user_agent = field("userAgent").and_then(text);
-        let principal = identity.and_then(crate::identity::principal_of);
+        let principal = identity.and_then(|fields| {
+            crate::identity::principal_of(|key| match fields.exact(key) {
+                Some(Raw::Str(found)) => Some(found),
+                _ => None,
+            })
+        });
         let account = field("recipientAccountId").and_then(account_digits);
         Ok(Event {
             event_name: value(field("eventName").and_then(text)),
@@ -313,12 +321,31 @@ fn lookup<'a>(obj: &'a Map<String, Json>, key: &str) -> Option<&'a Json> {
         .filter(|v| !v.is_null())
 }
 
-/// A value of one of an event's [`KEYS`]: a string (as most are), or any other
-/// JSON value.
-#[derive(Debug, Clone, Copy)]
+/// A value of one of an event's [`KEYS`]: a string (as most are), an object read
+/// in part (`userIdentity`), or any other JSON value.
+#[derive(Clone, Copy)]
 pub(crate) enum Raw<'a> {
     Str(&'a str),
+    Object(&'a dyn Fields),
     Json(&'a Json),
+}
+
+/// An object's fields as an event is read from them: null is absent.
+pub(crate) trait Fields {
+    /// The value under exactly `key`.
+    fn exact(&self, key: &str) -> Option<Raw<'_>>;
+    /// The value under `key` or, failing that, under another case ([`lookup`]).
+    fn any_case(&self, key: &str) -> Option<Raw<'_>>;
+}
+
+impl Fields for Map<String, Json> {
+    fn exact(&self, key: &str) -> Option<Raw<'_>> {
+        self.get(key).filter(|v| !v.is_null()).map(Raw::of)
+    }
+
+    fn any_case(&self, key: &str) -> Option<Raw<'_>> {
+        lookup(self, key).map(Raw::of)
+    }
 }
 
 impl<'a> Raw<'a> {
@@ -342,16 +369,19 @@ fn text(v: Raw<'_>) -> Option<&str> {
 /// normalised to 12 digits with leading zeros.
 #[cfg(test)]
 fn account(v: &Json) -> Value {
-    account_digits(Raw::of(v)).map_or(Value::Missing, |digits| Value::Present(digits.into()))
+    account_digits(Raw::of(v)).map_or(Value::Missing, |digits| Value::Present((*digits).into()))
 }
 
 /// The 12 digits of an account id ([`account`]'s rules), `None` when malformed.
-fn account_digits(v: Raw<'_>) -> Option<String> {
+fn account_digits(v: Raw<'_>) -> Option<Cow<'_, str>> {
     let digits = match v {
         Raw::Str(s) => {
             let s = s.trim();
             if s.is_empty() || s.len() > 12 || !s.bytes().all(|b| b.is_ascii_digit()) {
                 return None;
+            }
+            if s.len() == 12 {
+                return Some(Cow::Borrowed(s));
             }
             s.to_string()
         }
@@ -373,7 +403,7 @@ fn account_digits(v: Raw<'_>) -> Option<String> {
     if digits.len() > 12 {
         return None;
     }
-    Some(format!("{digits:0>12}"))
+    Some(Cow::Owned(format!("{digits:0>12}")))
 }
 
 /// Parses Panther's `YYYY-MM-DD HH:MM:SS[.fff]` (UTC) or RFC 3339.

@@ -11,18 +11,12 @@
 //! - The **user agent family**: the tool without its version (`aws-cli`, `boto3`,
 //!   `terraform`, `browser`, `curl`), so that routine upgrades are not new tools.
 
-use serde_json::{Map, Value as Json};
+use std::borrow::Cow;
 
 /// The principal of a CloudTrail `userIdentity` object, `None` when nothing in it
-/// names one.
-pub fn principal_of(identity: &Map<String, Json>) -> Option<String> {
-    let text = |key: &str| {
-        identity
-            .get(key)
-            .and_then(Json::as_str)
-            .map(str::trim)
-            .filter(|value| !value.is_empty())
-    };
+/// names one. `field` gives the string under exactly a key of the object.
+pub fn principal_of<'a>(field: impl Fn(&str) -> Option<&'a str>) -> Option<String> {
+    let text = |key: &str| field(key).map(str::trim).filter(|value| !value.is_empty());
     let kind = text("type").unwrap_or("");
     let arn = text("arn");
     let principal_id = text("principalId");
@@ -102,16 +96,16 @@ const FAMILIES: [(&str, &str); 16] = [
 
 /// The family of a user agent: a known tool, `browser`, an AWS service, or the first
 /// product name without its version.
-pub fn agent_family(agent: &str) -> String {
+pub fn agent_family(agent: &str) -> Cow<'static, str> {
     let lower = agent.to_ascii_lowercase();
     if let Some((_, family)) = FAMILIES.iter().find(|(needle, _)| lower.contains(needle)) {
-        return family.to_string();
+        return Cow::Borrowed(family);
     }
     if lower.starts_with("mozilla/") {
-        return "browser".into();
+        return Cow::Borrowed("browser");
     }
     if lower.ends_with(".amazonaws.com") || lower == "aws internal" {
-        return "aws-service".into();
+        return Cow::Borrowed("aws-service");
     }
     let product = lower
         .split([' ', '/', '(', ';'])
@@ -119,19 +113,19 @@ pub fn agent_family(agent: &str) -> String {
         .unwrap_or("");
     let name = product.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.' || c == '-');
     if name.is_empty() {
-        "<unknown>".into()
+        Cow::Borrowed("<unknown>")
     } else {
-        name.to_string()
+        Cow::Owned(name.to_string())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value as Json, json};
 
     fn principal(identity: Json) -> Option<String> {
-        principal_of(identity.as_object().unwrap())
+        principal_of(|key| identity.get(key).and_then(Json::as_str))
     }
 
     #[test]

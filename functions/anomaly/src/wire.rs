@@ -6,11 +6,11 @@
 //! most of the cost of reading a training file.
 
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 use std::borrow::Cow;
 use std::fmt;
 
-use crate::event::{Event, EventError, IDENTITY_KEYS, Interner, KEYS, Raw};
+use crate::event::{Event, EventError, Fields, IDENTITY_KEYS, Interner, KEYS, Raw};
 use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
 
 /// Why a line could not be read as an event.
@@ -31,13 +31,17 @@ pub enum WireError {
 #[derive(Default)]
 struct Slot<'de> {
     exact: Option<Held<'de>>,
-    other_case: Option<(String, Held<'de>)>,
+    other_case: Option<(Key<'de>, Held<'de>)>,
 }
 
+/// A key as read, unchecked bytes: it is only compared with the known keys.
+type Key<'de> = Cow<'de, [u8]>;
+
 /// A value as read: a string borrowed from the text where it can be (no escapes),
-/// anything else as a JSON value.
+/// `userIdentity` as its slots, anything else as a JSON value.
 enum Held<'de> {
     Str(Cow<'de, str>),
+    Identity(Box<IdentitySlots<'de>>),
     Json(Json),
 }
 
@@ -45,10 +49,53 @@ impl<'de> Held<'de> {
     fn raw(&self) -> Option<Raw<'_>> {
         match self {
             Held::Str(text) => Some(Raw::Str(text)),
+            Held::Identity(slots) => Some(Raw::Object(&**slots)),
             Held::Json(Json::Null) => None,
             Held::Json(other) => Some(Raw::Json(other)),
         }
     }
+}
+
+/// Reads a key as bytes, without checking them as text.
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Key<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Key<'de>, D::Error> {
+        deserializer.deserialize_bytes(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = Key<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_borrowed_bytes<E>(self, v: &'de [u8]) -> Result<Key<'de>, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_bytes<E>(self, v: &[u8]) -> Result<Key<'de>, E> {
+        Ok(Cow::Owned(v.to_vec()))
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+        Ok(Cow::Borrowed(v.as_bytes()))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+        Ok(Cow::Owned(v.as_bytes().to_vec()))
+    }
+}
+
+/// Which of `known` a key is, ignoring ASCII case.
+fn position_of(known: &[&str], key: &[u8]) -> Option<usize> {
+    known
+        .iter()
+        .position(|known| known.as_bytes().eq_ignore_ascii_case(key))
 }
 
 impl<'de> serde::Deserialize<'de> for Held<'de> {
@@ -110,15 +157,15 @@ impl<'de> Visitor<'de> for HeldVisitor {
 }
 
 impl<'de> Slot<'de> {
-    fn put(&mut self, key: &str, canonical: &str, value: Held<'de>) {
-        if key == canonical {
+    fn put(&mut self, key: Key<'de>, canonical: &str, value: Held<'de>) {
+        if *key == *canonical.as_bytes() {
             self.exact = Some(value);
         } else if self
             .other_case
             .as_ref()
-            .is_none_or(|(first, _)| key <= first.as_str())
+            .is_none_or(|(first, _)| key <= *first)
         {
-            self.other_case = Some((key.to_string(), value));
+            self.other_case = Some((key, value));
         }
     }
 
@@ -128,6 +175,11 @@ impl<'de> Slot<'de> {
             Some(exact) => exact.raw(),
             None => self.other_case.as_ref().and_then(|(_, value)| value.raw()),
         }
+    }
+
+    /// The value under the exact key only: null is absent.
+    fn exact(&self) -> Option<Raw<'_>> {
+        self.exact.as_ref().and_then(Held::raw)
     }
 }
 
@@ -173,21 +225,18 @@ impl<'de> Visitor<'de> for ReducedSeed {
 
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Reduced<'de>, A::Error> {
         let mut slots = Slots::default();
-        while let Some(key) = access.next_key::<Cow<'de, str>>()? {
-            if let Some(index) = KEYS
-                .iter()
-                .position(|known| known.eq_ignore_ascii_case(&key))
-            {
-                if index == 0 && key == "eventName" {
+        while let Some(key) = access.next_key_seed(KeySeed)? {
+            if let Some(index) = position_of(&KEYS, &key) {
+                if index == 0 && *key == *b"eventName" {
                     slots.event_name_key = true;
                 }
                 let value = if KEYS[index] == "userIdentity" {
-                    Held::Json(access.next_value_seed(IdentitySeed)?)
+                    access.next_value_seed(IdentitySeed)?
                 } else {
                     access.next_value::<Held<'de>>()?
                 };
-                slots.slots[index].put(&key, KEYS[index], value);
-            } else if self.top && key == "record" {
+                slots.slots[index].put(key, KEYS[index], value);
+            } else if self.top && *key == *b"record" {
                 slots.record = Some(Box::new(
                     access.next_value_seed(ReducedSeed { top: false })?,
                 ));
@@ -228,68 +277,97 @@ impl<'de> Visitor<'de> for ReducedSeed {
     }
 }
 
+/// `userIdentity` as read: its [`IDENTITY_KEYS`] (in any case).
+#[derive(Default)]
+struct IdentitySlots<'de> {
+    slots: [Slot<'de>; IDENTITY_KEYS.len()],
+}
+
+impl IdentitySlots<'_> {
+    fn slot(&self, key: &str) -> Option<&Slot<'_>> {
+        position_of(&IDENTITY_KEYS, key.as_bytes()).map(|index| &self.slots[index])
+    }
+}
+
+impl Fields for IdentitySlots<'_> {
+    fn exact(&self, key: &str) -> Option<Raw<'_>> {
+        self.slot(key).and_then(Slot::exact)
+    }
+
+    fn any_case(&self, key: &str) -> Option<Raw<'_>> {
+        self.slot(key).and_then(Slot::value)
+    }
+}
+
 /// Reads `userIdentity`: an object keeps only [`IDENTITY_KEYS`] (in any case);
 /// anything else is read whole.
 struct IdentitySeed;
 
 impl<'de> DeserializeSeed<'de> for IdentitySeed {
-    type Value = Json;
+    type Value = Held<'de>;
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Json, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Held<'de>, D::Error> {
         deserializer.deserialize_any(self)
     }
 }
 
 impl<'de> Visitor<'de> for IdentitySeed {
-    type Value = Json;
+    type Value = Held<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON value")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Json, A::Error> {
-        let mut map = Map::new();
-        while let Some(key) = access.next_key::<Cow<'de, str>>()? {
-            if IDENTITY_KEYS
-                .iter()
-                .any(|known| known.eq_ignore_ascii_case(&key))
-            {
-                let value: Json = access.next_value()?;
-                map.insert(key.into_owned(), value);
-            } else {
-                access.next_value::<IgnoredAny>()?;
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Held<'de>, A::Error> {
+        let mut identity = Box::<IdentitySlots>::default();
+        while let Some(key) = access.next_key_seed(KeySeed)? {
+            match position_of(&IDENTITY_KEYS, &key) {
+                Some(index) => {
+                    let value = access.next_value::<Held<'de>>()?;
+                    identity.slots[index].put(key, IDENTITY_KEYS[index], value);
+                }
+                None => {
+                    access.next_value::<IgnoredAny>()?;
+                }
             }
         }
-        Ok(Json::Object(map))
+        Ok(Held::Identity(identity))
     }
 
-    fn visit_bool<E>(self, v: bool) -> Result<Json, E> {
-        Ok(Json::Bool(v))
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Held<'de>, E> {
+        HeldVisitor.visit_bool(v)
     }
 
-    fn visit_i64<E>(self, v: i64) -> Result<Json, E> {
-        Ok(Json::from(v))
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Held<'de>, E> {
+        HeldVisitor.visit_i64(v)
     }
 
-    fn visit_u64<E>(self, v: u64) -> Result<Json, E> {
-        Ok(Json::from(v))
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Held<'de>, E> {
+        HeldVisitor.visit_u64(v)
     }
 
-    fn visit_f64<E>(self, v: f64) -> Result<Json, E> {
-        Ok(Json::from(v))
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Held<'de>, E> {
+        HeldVisitor.visit_f64(v)
     }
 
-    fn visit_str<E>(self, v: &str) -> Result<Json, E> {
-        Ok(Json::String(v.to_string()))
+    fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Held<'de>, E> {
+        HeldVisitor.visit_borrowed_str(v)
     }
 
-    fn visit_unit<E>(self) -> Result<Json, E> {
-        Ok(Json::Null)
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Held<'de>, E> {
+        HeldVisitor.visit_str(v)
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut access: A) -> Result<Json, A::Error> {
-        while access.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Json::Array(Vec::new()))
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Held<'de>, E> {
+        HeldVisitor.visit_string(v)
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Held<'de>, E> {
+        HeldVisitor.visit_unit()
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, access: A) -> Result<Held<'de>, A::Error> {
+        HeldVisitor.visit_seq(access)
     }
 }
 
@@ -315,6 +393,15 @@ impl Reduced<'_> {
     }
 }
 
+/// The error for text that is not UTF-8, with the position of the first bad byte
+/// as serde_json reports it: a parse that reads every string finds it.
+fn not_utf8(bytes: &[u8]) -> serde_json::Error {
+    match serde_json::from_slice::<Json>(bytes) {
+        Err(error) => error,
+        Ok(_) => serde::de::Error::custom("the text is not UTF-8"),
+    }
+}
+
 impl Event {
     /// Reads one event (a CloudTrail record, a flat event, or a record wrapped as
     /// `{"record": {...}}`) straight from JSON text: the same event as
@@ -329,7 +416,12 @@ impl Event {
     }
 
     fn read(bytes: &[u8], interner: Option<&mut Interner>) -> Result<Event, WireError> {
-        let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+        // JSON text is UTF-8 (RFC 8259, section 8.1): checked once for the whole
+        // text, skipped values included, rather than string by string.
+        let Ok(text) = std::str::from_utf8(bytes) else {
+            return Err(WireError::Json(not_utf8(bytes)));
+        };
+        let mut deserializer = serde_json::Deserializer::from_str(text);
         let reduced = ReducedSeed { top: true }.deserialize(&mut deserializer)?;
         deserializer.end()?;
         let event = match &reduced {
@@ -390,6 +482,18 @@ mod tests {
             json!(1.5),
         ] {
             both(value);
+        }
+    }
+
+    #[test]
+    fn text_that_is_not_utf8_is_refused_wherever_it_is() {
+        for text in [
+            &b"{\"eventName\": \"\xff\"}"[..],
+            b"{\"eventName\": \"A\", \"requestParameters\": {\"x\": \"\xc3\x28\"}}",
+            b"{\"\xfe\": 1, \"eventName\": \"A\"}",
+        ] {
+            let error = Event::from_slice(text).unwrap_err().to_string();
+            assert!(error.contains("line 1 column"), "{error}");
         }
     }
 
