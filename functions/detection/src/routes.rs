@@ -8,6 +8,7 @@ use crate::cors::Cors;
 use anomaly::wire::WireError;
 use anomaly::{Detection, Event, Model};
 use chrono::{SecondsFormat, Utc};
+use serde::Serialize;
 use serde_json::{Value as Json, json};
 use std::sync::Arc;
 
@@ -32,38 +33,39 @@ impl Default for Limits {
     }
 }
 
-/// A response: status, JSON body and, for 405, the allowed methods.
+/// A response: status, JSON body (written) and, for 405, the allowed methods.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reply {
     /// HTTP status.
     pub status: u16,
-    /// JSON body.
-    pub body: Json,
+    /// The JSON body as written.
+    pub body: Vec<u8>,
     /// `Allow` header value for 405 answers.
     pub allow: Option<&'static str>,
 }
 
 impl Reply {
-    fn ok(body: Json) -> Reply {
+    /// A reply with `body` written as JSON.
+    fn with(status: u16, body: &impl Serialize) -> Reply {
         Reply {
-            status: 200,
-            body,
+            status,
+            body: serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec()),
             allow: None,
         }
+    }
+
+    fn ok(body: &impl Serialize) -> Reply {
+        Reply::with(200, body)
     }
 
     /// An error reply.
     pub fn error(status: u16, kind: &str, message: impl Into<String>) -> Reply {
-        Reply {
-            status,
-            body: json!({"error": kind, "message": message.into()}),
-            allow: None,
-        }
+        Reply::with(status, &json!({"error": kind, "message": message.into()}))
     }
 
-    /// The body as bytes.
-    pub fn body_bytes(&self) -> Vec<u8> {
-        serde_json::to_vec(&self.body).unwrap_or_else(|_| b"{}".to_vec())
+    /// The body read back as a JSON value.
+    pub fn json(&self) -> Json {
+        serde_json::from_slice(&self.body).unwrap_or(Json::Null)
     }
 }
 
@@ -203,7 +205,7 @@ pub fn answer(model: &ModelView, limits: &Limits, cors: &Cors, req: HttpRequest<
     HttpAnswer {
         status: reply.status,
         headers,
-        body: reply.body_bytes(),
+        body: reply.body,
     }
 }
 
@@ -246,7 +248,7 @@ fn method_not_allowed(method: &str, path: &str, allow: &'static str) -> Reply {
 
 fn health(model: &ModelView) -> Reply {
     match model {
-        ModelView::Ready(m) => Reply::ok(json!({
+        ModelView::Ready(m) => Reply::ok(&json!({
             "status": "healthy",
             "service": SERVICE,
             "timestamp": now(),
@@ -255,9 +257,9 @@ fn health(model: &ModelView) -> Reply {
             "training_samples": m.training_samples,
             "threshold": m.threshold(),
         })),
-        ModelView::Unavailable(reason) => Reply {
-            status: 503,
-            body: json!({
+        ModelView::Unavailable(reason) => Reply::with(
+            503,
+            &json!({
                 "status": "unavailable",
                 "service": SERVICE,
                 "timestamp": now(),
@@ -265,8 +267,7 @@ fn health(model: &ModelView) -> Reply {
                 "reason": reason.code(),
                 "message": reason.message(),
             }),
-            allow: None,
-        },
+        ),
     }
 }
 
@@ -281,26 +282,74 @@ fn json_type(v: &Json) -> &'static str {
     }
 }
 
-fn detection_json(d: Detection) -> Json {
-    serde_json::to_value(d).unwrap_or(Json::Null)
-}
-
 /// 503: no model to score with.
 fn unavailable(reason: &Unavailable) -> Reply {
-    let mut reply = Reply::error(503, "model_unavailable", reason.message());
-    reply.body["reason"] = json!(reason.code());
-    reply
+    Reply::with(
+        503,
+        &json!({"error": "model_unavailable", "message": reason.message(), "reason": reason.code()}),
+    )
 }
 
-/// The answer for one event.
-fn one_answer(model: &Model, event: &Event) -> Reply {
-    let mut out = detection_json(model.detect(event));
-    if let Json::Object(m) = &mut out {
-        m.insert("score_range".into(), json!({"min": 0.0, "max": 1.0}));
-        m.insert("model_info".into(), model_info(model));
-        m.insert("timestamp".into(), json!(now()));
+/// The answer for one event: the detection, and what scored it.
+#[derive(Serialize)]
+struct OneAnswer<'a> {
+    #[serde(flatten)]
+    detection: &'a Detection,
+    score_range: ScoreRange,
+    model_info: ModelInfo<'a>,
+    timestamp: String,
+}
+
+/// The range of `anomaly_score`.
+#[derive(Serialize)]
+struct ScoreRange {
+    min: f64,
+    max: f64,
+}
+
+/// The answer for a batch.
+#[derive(Serialize)]
+struct BatchAnswer<'a> {
+    count: usize,
+    anomalies: usize,
+    results: &'a [Detection],
+    model_version: &'a str,
+    model_info: ModelInfo<'a>,
+    timestamp: String,
+}
+
+/// What the answers say of the model.
+#[derive(Serialize)]
+struct ModelInfo<'a> {
+    version: &'a str,
+    trained_at: String,
+    features_used: &'static [&'static str],
+    training_samples: u64,
+    expected_anomaly_rate: f64,
+    threshold: f64,
+}
+
+impl<'a> ModelInfo<'a> {
+    fn of(m: &'a Model) -> ModelInfo<'a> {
+        ModelInfo {
+            version: &m.version,
+            trained_at: m.trained_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+            features_used: &anomaly::model::FIELDS,
+            training_samples: m.training_samples,
+            expected_anomaly_rate: m.params.contamination,
+            threshold: m.threshold(),
+        }
     }
-    Reply::ok(out)
+}
+
+/// The answer for one event, written straight from the detection.
+fn one_answer(model: &Model, event: &Event) -> Reply {
+    Reply::ok(&OneAnswer {
+        detection: &model.detect(event),
+        score_range: ScoreRange { min: 0.0, max: 1.0 },
+        model_info: ModelInfo::of(model),
+        timestamp: now(),
+    })
 }
 
 fn detect(model: &ModelView, limits: &Limits, content_type: Option<&str>, body: &[u8]) -> Reply {
@@ -425,33 +474,15 @@ fn detect(model: &ModelView, limits: &Limits, content_type: Option<&str>, body: 
                     }
                 }
             }
-            let results: Vec<Json> = parsed
-                .iter()
-                .map(|e| detection_json(model.detect(e)))
-                .collect();
-            let anomalies = results
-                .iter()
-                .filter(|r| r["is_anomaly"] == json!(true))
-                .count();
-            Reply::ok(json!({
-                "count": results.len(),
-                "anomalies": anomalies,
-                "results": results,
-                "model_version": model.version,
-                "model_info": model_info(model),
-                "timestamp": now(),
-            }))
+            let results: Vec<Detection> = parsed.iter().map(|e| model.detect(e)).collect();
+            Reply::ok(&BatchAnswer {
+                count: results.len(),
+                anomalies: results.iter().filter(|r| r.is_anomaly).count(),
+                results: &results,
+                model_version: &model.version,
+                model_info: ModelInfo::of(model),
+                timestamp: now(),
+            })
         }
     }
-}
-
-fn model_info(m: &Model) -> Json {
-    json!({
-        "version": m.version,
-        "trained_at": m.trained_at.to_rfc3339_opts(SecondsFormat::Millis, true),
-        "features_used": anomaly::model::FIELDS,
-        "training_samples": m.training_samples,
-        "expected_anomaly_rate": m.params.contamination,
-        "threshold": m.threshold(),
-    })
 }

@@ -41,7 +41,7 @@ async fn handle(State(state): State<Arc<AppState>>, req: Request) -> Response {
             return response(HttpAnswer {
                 status: reply.status,
                 headers,
-                body: reply.body_bytes(),
+                body: reply.body,
             });
         }
     };

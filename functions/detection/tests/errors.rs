@@ -383,7 +383,7 @@ fn each_malformed_request_gets_its_4xx_from_the_router() {
             c.content_type,
             &c.body,
         );
-        check(c, r.status, &r.body, r.allow, "router");
+        check(c, r.status, &r.json(), r.allow, "router");
     }
 }
 
@@ -418,15 +418,15 @@ fn without_a_model_health_and_detect_say_why() {
     let view = ModelView::Unavailable(Unavailable::NotPublished);
     let r = route(&view, &Limits::default(), "GET", "/health", None, b"");
     assert_eq!(r.status, 503);
-    assert_eq!(r.body["status"], "unavailable");
-    assert_eq!(r.body["reason"], "not_published");
+    assert_eq!(r.json()["status"], "unavailable");
+    assert_eq!(r.json()["reason"], "not_published");
     assert!(
-        r.body["message"]
+        r.json()["message"]
             .as_str()
             .unwrap()
             .starts_with("no model has been published yet"),
         "{}",
-        r.body
+        r.json()
     );
     let r = route(
         &view,
@@ -437,8 +437,8 @@ fn without_a_model_health_and_detect_say_why() {
         br#"{"eventName": "X"}"#,
     );
     assert_eq!(r.status, 503);
-    assert_eq!(r.body["error"], "model_unavailable");
-    assert_eq!(r.body["reason"], "not_published");
+    assert_eq!(r.json()["error"], "model_unavailable");
+    assert_eq!(r.json()["reason"], "not_published");
     // Bad input is still refused as such.
     let r = route(&view, &Limits::default(), "POST", "/detect", None, b"{");
     assert_eq!(r.status, 400);
@@ -458,19 +458,19 @@ fn good_requests_answer_with_explanations() {
         Some("application/json; charset=utf-8"),
         old,
     );
-    assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(r.body["is_anomaly"], true);
-    assert_eq!(r.body["prediction"], -1);
-    assert_eq!(r.body["model_version"], json!(version));
-    assert!(r.body["anomaly_score"].as_f64().unwrap() >= r.body["threshold"].as_f64().unwrap());
-    assert_eq!(r.body["rarity_analysis"]["eventName"]["level"], "UNSEEN");
+    assert_eq!(r.status, 200, "{}", r.json());
+    assert_eq!(r.json()["is_anomaly"], true);
+    assert_eq!(r.json()["prediction"], -1);
+    assert_eq!(r.json()["model_version"], json!(version));
+    assert!(r.json()["anomaly_score"].as_f64().unwrap() >= r.json()["threshold"].as_f64().unwrap());
+    assert_eq!(r.json()["rarity_analysis"]["eventName"]["level"], "UNSEEN");
     assert_eq!(
-        r.body["rarity_analysis"]["recipientAccountId"]["value"],
+        r.json()["rarity_analysis"]["recipientAccountId"]["value"],
         "999999999999"
     );
-    assert_eq!(r.body["model_info"]["training_samples"], 3000);
+    assert_eq!(r.json()["model_info"]["training_samples"], 3000);
     assert!(
-        r.body["suspicious_features"]
+        r.json()["suspicious_features"]
             .as_array()
             .unwrap()
             .contains(&json!("eventName"))
@@ -484,13 +484,13 @@ fn good_requests_answer_with_explanations() {
         Some("text/plain"),
         old,
     );
-    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.status, 200, "{}", r.json());
     let r = route(&view, &Limits::default(), "GET", "/health/", None, b"");
     assert_eq!(r.status, 200);
-    assert_eq!(r.body["status"], "healthy");
-    assert_eq!(r.body["service"], "anomaly-detection");
-    assert_eq!(r.body["model_version"], json!(version));
-    assert!(r.body["trained_at"].is_string() && r.body["timestamp"].is_string());
+    assert_eq!(r.json()["status"], "healthy");
+    assert_eq!(r.json()["service"], "anomaly-detection");
+    assert_eq!(r.json()["model_version"], json!(version));
+    assert!(r.json()["trained_at"].is_string() && r.json()["timestamp"].is_string());
 }
 
 /// Thousands of mangled bodies, methods and paths: always an answer, never a 5xx
@@ -545,9 +545,9 @@ fn mangled_requests_never_give_a_server_error() {
             r.status
         );
         assert!(
-            r.status == 200 || r.body["message"].is_string(),
+            r.status == 200 || r.json()["message"].is_string(),
             "{}",
-            r.body
+            r.json()
         );
         *statuses.entry(r.status).or_insert(0) += 1;
     }
