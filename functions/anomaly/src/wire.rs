@@ -100,11 +100,23 @@ fn position_of(known: &[&str], key: &[u8]) -> Option<usize> {
 
 impl<'de> serde::Deserialize<'de> for Held<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Held<'de>, D::Error> {
-        deserializer.deserialize_any(HeldVisitor)
+        HeldVisitor { identity: false }.deserialize(deserializer)
     }
 }
 
-struct HeldVisitor;
+/// Reads a value as [`Held`]; as `userIdentity` (`identity`), an object keeps only
+/// [`IDENTITY_KEYS`] (in any case).
+struct HeldVisitor {
+    identity: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for HeldVisitor {
+    type Value = Held<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Held<'de>, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
 
 impl<'de> Visitor<'de> for HeldVisitor {
     type Value = Held<'de>;
@@ -145,9 +157,24 @@ impl<'de> Visitor<'de> for HeldVisitor {
         Ok(Held::Json(Json::Null))
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, access: A) -> Result<Held<'de>, A::Error> {
-        let value = serde::Deserialize::deserialize(MapAccessDeserializer::new(access))?;
-        Ok(Held::Json(value))
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Held<'de>, A::Error> {
+        if !self.identity {
+            let value = serde::Deserialize::deserialize(MapAccessDeserializer::new(access))?;
+            return Ok(Held::Json(value));
+        }
+        let mut identity = Box::<IdentitySlots>::default();
+        while let Some(key) = access.next_key_seed(KeySeed)? {
+            match position_of(&IDENTITY_KEYS, &key) {
+                Some(index) => {
+                    let value = access.next_value::<Held<'de>>()?;
+                    identity.slots[index].put(key, IDENTITY_KEYS[index], value);
+                }
+                None => {
+                    access.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Held::Identity(identity))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, access: A) -> Result<Held<'de>, A::Error> {
@@ -231,7 +258,7 @@ impl<'de> Visitor<'de> for ReducedSeed {
                     slots.event_name_key = true;
                 }
                 let value = if KEYS[index] == "userIdentity" {
-                    access.next_value_seed(IdentitySeed)?
+                    access.next_value_seed(HeldVisitor { identity: true })?
                 } else {
                     access.next_value::<Held<'de>>()?
                 };
@@ -296,78 +323,6 @@ impl Fields for IdentitySlots<'_> {
 
     fn any_case(&self, key: &str) -> Option<Raw<'_>> {
         self.slot(key).and_then(Slot::value)
-    }
-}
-
-/// Reads `userIdentity`: an object keeps only [`IDENTITY_KEYS`] (in any case);
-/// anything else is read whole.
-struct IdentitySeed;
-
-impl<'de> DeserializeSeed<'de> for IdentitySeed {
-    type Value = Held<'de>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Held<'de>, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for IdentitySeed {
-    type Value = Held<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Held<'de>, A::Error> {
-        let mut identity = Box::<IdentitySlots>::default();
-        while let Some(key) = access.next_key_seed(KeySeed)? {
-            match position_of(&IDENTITY_KEYS, &key) {
-                Some(index) => {
-                    let value = access.next_value::<Held<'de>>()?;
-                    identity.slots[index].put(key, IDENTITY_KEYS[index], value);
-                }
-                None => {
-                    access.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(Held::Identity(identity))
-    }
-
-    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Held<'de>, E> {
-        HeldVisitor.visit_bool(v)
-    }
-
-    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Held<'de>, E> {
-        HeldVisitor.visit_i64(v)
-    }
-
-    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Held<'de>, E> {
-        HeldVisitor.visit_u64(v)
-    }
-
-    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Held<'de>, E> {
-        HeldVisitor.visit_f64(v)
-    }
-
-    fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Held<'de>, E> {
-        HeldVisitor.visit_borrowed_str(v)
-    }
-
-    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Held<'de>, E> {
-        HeldVisitor.visit_str(v)
-    }
-
-    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Held<'de>, E> {
-        HeldVisitor.visit_string(v)
-    }
-
-    fn visit_unit<E: serde::de::Error>(self) -> Result<Held<'de>, E> {
-        HeldVisitor.visit_unit()
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, access: A) -> Result<Held<'de>, A::Error> {
-        HeldVisitor.visit_seq(access)
     }
 }
 
