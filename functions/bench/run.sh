@@ -2,7 +2,7 @@
 # Benchmarks the functions side by side with the first model (the revision named by
 # BASELINE_REV, built once into the target directory) and the old scikit-learn
 # pipeline, in one run.
-# Usage: functions/bench/run.sh [--sizes 100000,1000000] [--seconds 10] [--connections 8] [--keep]
+# Usage: functions/bench/run.sh [--sizes 100000,1000000] [--seconds 10] [--connections 8] [--runs 3] [--keep]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
