@@ -493,6 +493,97 @@ fn good_requests_answer_with_explanations() {
     assert!(r.json()["trained_at"].is_string() && r.json()["timestamp"].is_string());
 }
 
+/// The keys of an object, sorted.
+fn keys(v: &Value) -> Vec<&str> {
+    let mut keys: Vec<&str> = v
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {v}"))
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    keys
+}
+
+/// Every key the README documents, in the one-event and the batch answers, with the
+/// values that tie them together.
+#[test]
+fn answers_carry_every_documented_key() {
+    let model = small_model(3);
+    let (version, samples) = (model.version.clone(), model.training_samples);
+    let view = ModelView::Ready(Arc::new(model));
+    let one = br#"{"eventName": "DeleteConfigRule", "awsRegion": "us-east-1", "sourceIPAddress": "192.168.1.100", "userAgent": "curl/7.68.0", "recipientAccountId": 999999999999, "p_event_time": "2024-06-27 03:15:22"}"#;
+    let r = route(&view, &Limits::default(), "POST", "/detect", None, one).json();
+    assert_eq!(
+        keys(&r),
+        [
+            "anomaly_score",
+            "confidence",
+            "evidence",
+            "is_anomaly",
+            "model_info",
+            "model_version",
+            "prediction",
+            "principal",
+            "rarity_analysis",
+            "reasons",
+            "score_range",
+            "suspicious_features",
+            "threshold",
+            "timestamp"
+        ]
+    );
+    assert_eq!(r["score_range"], json!({"min": 0.0, "max": 1.0}));
+    assert_eq!(
+        keys(&r["model_info"]),
+        [
+            "expected_anomaly_rate",
+            "features_used",
+            "threshold",
+            "trained_at",
+            "training_samples",
+            "version"
+        ]
+    );
+    assert_eq!(r["model_info"]["version"], json!(version));
+    assert_eq!(r["model_info"]["training_samples"], json!(samples));
+    assert_eq!(
+        r["model_info"]["features_used"].as_array().unwrap().len(),
+        8
+    );
+    assert!(r["timestamp"].as_str().unwrap().ends_with('Z'), "{r}");
+
+    let mut batch = Vec::from(&b"["[..]);
+    batch.extend_from_slice(one);
+    batch.extend_from_slice(br#", {"eventName": "PutEvaluations"}, "#);
+    batch.extend_from_slice(one);
+    batch.push(b']');
+    let r = route(&view, &Limits::default(), "POST", "/detect", None, &batch).json();
+    assert_eq!(
+        keys(&r),
+        [
+            "anomalies",
+            "count",
+            "model_info",
+            "model_version",
+            "results",
+            "timestamp"
+        ]
+    );
+    let results = r["results"].as_array().unwrap();
+    assert_eq!(r["count"], 3);
+    assert_eq!(results.len(), 3);
+    let flagged = results.iter().filter(|x| x["is_anomaly"] == true).count();
+    assert!(flagged >= 2, "{r}");
+    assert_eq!(r["anomalies"], json!(flagged));
+    assert_eq!(r["model_version"], json!(version));
+    assert_eq!(keys(&r["model_info"]).len(), 6);
+    assert_eq!(
+        results[0]["rarity_analysis"]["eventName"]["level"],
+        "UNSEEN"
+    );
+}
+
 /// Thousands of mangled bodies, methods and paths: always an answer, never a 5xx
 /// (503 needs a missing model, which is not the case here), never a panic.
 #[test]
