@@ -81,7 +81,7 @@ pub fn categorical_values(e: &Event) -> [Value; 10] {
 
 /// The cyclic encoding of an event's time.
 pub fn cyclic_values(e: &Event) -> [f64; 4] {
-    match (e.hour(), e.weekday(), e.time) {
+    match (e.hour(), e.weekday(), e.time()) {
         (Some(h), Some(d), Some(t)) => {
             let minutes = h as f64 * 60.0 + chrono::Timelike::minute(&t) as f64;
             let hf = minutes / (24.0 * 60.0);

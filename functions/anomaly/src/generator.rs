@@ -470,7 +470,7 @@ mod tests {
         assert_ne!(a, Generator::new(2).normal_events(50));
         for r in &a {
             let e = crate::event::Event::from_json(r).unwrap();
-            assert!(!e.event_name.is_missing() && !e.account_id.is_missing() && e.time.is_some());
+            assert!(!e.event_name.is_missing() && !e.account_id.is_missing() && e.time().is_some());
         }
     }
 

@@ -1007,7 +1007,7 @@ mod tests {
         assert!(a.windows(2).all(|w| event_time(&w[0]) <= event_time(&w[1])));
         for record in a.iter().take(500) {
             let event = crate::event::Event::from_json(record).unwrap();
-            assert!(!event.event_name.is_missing() && event.time.is_some());
+            assert!(!event.event_name.is_missing() && event.time().is_some());
         }
     }
 

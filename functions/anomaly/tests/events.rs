@@ -59,7 +59,7 @@ fn every_sample_record_parses_and_keeps_what_it_has() {
             assert!(e.account_id.is_missing());
         }
         // A time that is absent or unreadable ("redacted") is missing, never a default.
-        if e.time.is_some() {
+        if e.time().is_some() {
             timed += 1;
         } else {
             untimed += 1;
@@ -99,7 +99,7 @@ fn the_old_flat_event_and_its_cloudtrail_twin_agree() {
     .unwrap();
     assert_eq!(flat.event_name, nested.event_name);
     assert_eq!(flat.account_id, nested.account_id);
-    assert_eq!(flat.time, nested.time);
+    assert_eq!(flat.time(), nested.time());
     assert!(flat.event_source.is_missing() && !nested.event_source.is_missing());
     assert!(flat.identity_type.is_missing());
 }
