@@ -164,6 +164,12 @@ impl Event {
         }
     }
 
+    /// A key that orders events as [`Event::time`] does (untimed first), without
+    /// building the time.
+    pub(crate) fn time_order(&self) -> i64 {
+        self.time_micros
+    }
+
     /// Hour of day (0–23) in UTC, or `None` when the time is missing.
     pub fn hour(&self) -> Option<u32> {
         self.time().map(|t| t.hour())

@@ -1050,7 +1050,7 @@ impl Model {
             )));
         }
         let mut order: Vec<&Event> = events.iter().collect();
-        order.sort_by_key(|event| event.time());
+        order.sort_by_key(|event| event.time_order());
         let tables = Tables::fit(order.iter().copied());
         // The latest days holding `calibration_share` of the events, whole days.
         let held_out = (order.len() as f64 * params.calibration_share) as usize;

@@ -417,8 +417,8 @@ fn detect(model: &ModelView, limits: &Limits, content_type: Option<&str>, body: 
         Ok(v) => v,
         Err(e) => return invalid_json(e),
     };
-    let events = match &value {
-        Json::Object(_) => None,
+    // An object was read above: what is left is a batch, or the wrong shape.
+    let items = match &value {
         Json::Array(items) => {
             if items.is_empty() {
                 return Reply::error(
@@ -438,7 +438,7 @@ fn detect(model: &ModelView, limits: &Limits, content_type: Option<&str>, body: 
                     ),
                 );
             }
-            Some(items)
+            items
         }
         other => {
             return Reply::error(
@@ -455,34 +455,22 @@ fn detect(model: &ModelView, limits: &Limits, content_type: Option<&str>, body: 
         ModelView::Ready(m) => m,
         ModelView::Unavailable(reason) => return unavailable(reason),
     };
-    match events {
-        None => match Event::from_json(&value) {
-            Ok(e) => one_answer(model, &e),
-            Err(err) => Reply::error(400, "wrong_shape", err.to_string()),
-        },
-        Some(items) => {
-            let mut parsed = Vec::with_capacity(items.len());
-            for (i, item) in items.iter().enumerate() {
-                match Event::from_json(item) {
-                    Ok(e) => parsed.push(e),
-                    Err(err) => {
-                        return Reply::error(
-                            400,
-                            "wrong_shape",
-                            format!("event {i} of the batch: {err}"),
-                        );
-                    }
-                }
+    let mut parsed = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        match Event::from_json(item) {
+            Ok(e) => parsed.push(e),
+            Err(err) => {
+                return Reply::error(400, "wrong_shape", format!("event {i} of the batch: {err}"));
             }
-            let results: Vec<Detection> = parsed.iter().map(|e| model.detect(e)).collect();
-            Reply::ok(&BatchAnswer {
-                count: results.len(),
-                anomalies: results.iter().filter(|r| r.is_anomaly).count(),
-                results: &results,
-                model_version: &model.version,
-                model_info: ModelInfo::of(model),
-                timestamp: now(),
-            })
         }
     }
+    let results: Vec<Detection> = parsed.iter().map(|e| model.detect(e)).collect();
+    Reply::ok(&BatchAnswer {
+        count: results.len(),
+        anomalies: results.iter().filter(|r| r.is_anomaly).count(),
+        results: &results,
+        model_version: &model.version,
+        model_info: ModelInfo::of(model),
+        timestamp: now(),
+    })
 }
